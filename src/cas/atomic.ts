@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, createWriteStream } from 'node:fs';
+import { dirname, join, basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fromSystemError } from '../errors.js';
+
+/** A unique temporary name beside `path`, so the final rename stays on one file system. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    // some file systems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes `data` to `path` atomically: temp file, fsync, rename. Readers see old or new, never half. */
+export async function writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw fromSystemError(err, path);
+  }
+}
+
+/**
+ * Streams `source` through optional `transforms` into a temp file beside `path`, fsyncs, and only
+ * then lets `commit` decide (it may verify and rename, or throw to discard). Nothing half-written
+ * is ever visible at `path`.
+ */
+export async function streamToFileAtomic(
+  path: string,
+  source: Readable,
+  transforms: NodeJS.ReadWriteStream[],
+  commit: (tmp: string) => Promise<void> = (tmp) => fsp.rename(tmp, path),
+): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
+    await pipeline([source, ...transforms, out] as unknown as NodeJS.ReadWriteStream[]);
+    const fh = await fsp.open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await commit(tmp);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw fromSystemError(err, path);
+  }
+}

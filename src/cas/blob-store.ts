@@ -1,0 +1,131 @@
+import { createReadStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestHex, type Digest } from '../digest/digest.js';
+import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import { BlockportError, fromSystemError } from '../errors.js';
+import { streamToFileAtomic, fsyncDir } from './atomic.js';
+
+/** What a write stored: the digest and size of the bytes that arrived. */
+export interface StoredBlob {
+  digest: Digest;
+  size: number;
+}
+
+/** Read access to content-addressed blobs. Every stream it opens is verified unless told otherwise. */
+export interface BlobReader {
+  has(digest: Digest): Promise<boolean>;
+  /** Size on disk, or undefined when absent. */
+  size(digest: Digest): Promise<number | undefined>;
+  /** A stream of the blob, failing at the end if its digest or size (when given) is wrong. */
+  open(digest: Digest, size?: number, options?: { start?: number; end?: number; verify?: boolean }): Promise<Readable>;
+}
+
+/** A blob store: reading plus atomic, verified writes. */
+export interface BlobStore extends BlobReader {
+  /** Streams `source` in; with `expected`, refuses (and keeps nothing) if it does not match. */
+  put(source: Readable, expected?: StoredBlob): Promise<StoredBlob>;
+  /** Makes `digest` present by hard-linking or copying a verified file from another store. */
+  adopt(from: FsBlobStore, digest: Digest, size: number): Promise<void>;
+  delete(digest: Digest): Promise<void>;
+  list(): AsyncIterable<Digest>;
+}
+
+/** Blobs in an OCI image layout's `blobs/sha256/` folder. */
+export class FsBlobStore implements BlobStore {
+  readonly dir: string;
+
+  constructor(readonly root: string) {
+    this.dir = join(root, 'blobs', 'sha256');
+  }
+
+  path(digest: Digest): string {
+    return join(this.dir, digestHex(digest));
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.size(digest)) !== undefined;
+  }
+
+  async size(digest: Digest): Promise<number | undefined> {
+    try {
+      const st = await fsp.stat(this.path(digest));
+      return st.isFile() ? st.size : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async open(digest: Digest, size?: number, options: { start?: number; end?: number; verify?: boolean } = {}): Promise<Readable> {
+    const p = this.path(digest);
+    const fh = await fsp.open(p, 'r').catch((err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new BlockportError('EMISSING', `blob ${digest} is missing from ${this.root}`, { subject: digest });
+      }
+      throw fromSystemError(err, p);
+    });
+    const ranged = options.start !== undefined || options.end !== undefined;
+    const stream = fh.createReadStream({ start: options.start, end: options.end, highWaterMark: 1 << 20 });
+    if (ranged || options.verify === false) return stream;
+    let actual = size;
+    if (actual === undefined) actual = (await fh.stat()).size;
+    return stream.pipe(new VerifyingStream(digest, actual, `blob ${digest}`)).on('error', () => stream.destroy());
+  }
+
+  async put(source: Readable, expected?: StoredBlob): Promise<StoredBlob> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    if (expected && (await this.size(expected.digest)) === expected.size) {
+      for await (const _ of source); // drain: the producer (often a tar entry) must still reach its end
+      return expected;
+    }
+    const hashing = new HashingStream();
+    const check = expected ? [new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`)] : [];
+    let stored: StoredBlob | undefined;
+    // the final name is only known after hashing, so commit renames to it
+    await streamToFileAtomic(join(this.dir, 'incoming'), source, [...check, hashing], async (tmp) => {
+      stored = hashing.summary;
+      await fsp.rename(tmp, this.path(stored.digest));
+      await fsyncDir(this.dir);
+    });
+    return stored!;
+  }
+
+  async adopt(from: FsBlobStore, digest: Digest, size: number): Promise<void> {
+    if ((await this.size(digest)) === size) return;
+    await fsp.mkdir(this.dir, { recursive: true });
+    const target = this.path(digest);
+    try {
+      await fsp.link(from.path(digest), target);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        // a racing writer got there first; keep theirs only if it is whole
+        if ((await this.size(digest)) === size) return;
+        await fsp.rm(target, { force: true });
+      } else if (code === 'ENOENT') {
+        throw new BlockportError('EMISSING', `blob ${digest} is missing from ${from.root}`, { subject: digest });
+      }
+    }
+    await this.put(await from.open(digest, size), { digest, size });
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await fsp.rm(this.path(digest), { force: true });
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) if (/^[a-f0-9]{64}$/.test(n)) yield `sha256:${n}` as Digest;
+  }
+}
+
+/** Opens a plain file as a stream with a large buffer (the default 64 KiB halves hashing speed). */
+export function openFile(path: string, start?: number, end?: number): Readable {
+  return createReadStream(path, { start, end, highWaterMark: 1 << 20 });
+}

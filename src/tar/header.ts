@@ -1,0 +1,147 @@
+import { BlockportError } from '../errors.js';
+
+export const BLOCK = 512;
+
+export type TarType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo' | 'contiguous' | 'other';
+
+/** One entry's metadata after applying PAX and GNU extension headers. */
+export interface TarHeader {
+  path: string;
+  type: TarType;
+  /** The raw typeflag character ('0', '5', ...). */
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of data that follow the header in the archive. */
+  size: number;
+  /** Seconds since the epoch (fractional when PAX says so). */
+  mtime: number;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** PAX records of this entry (global ones merged in), values as raw bytes. */
+  pax: Map<string, Buffer>;
+}
+
+const TYPES: Record<string, TarType> = {
+  '0': 'file', '\0': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo', '7': 'contiguous',
+};
+
+export function typeOf(flag: string): TarType {
+  return TYPES[flag] ?? 'other';
+}
+
+function cstring(b: Buffer, off: number, len: number): string {
+  const field = b.subarray(off, off + len);
+  const nul = field.indexOf(0);
+  return field.subarray(0, nul === -1 ? len : nul).toString('utf8');
+}
+
+/** Octal, or GNU base-256 when the high bit of the first byte is set. */
+function numeric(b: Buffer, off: number, len: number, what: string): number {
+  const field = b.subarray(off, off + len);
+  if (field[0] & 0x80) {
+    let v = field[0] & 0x7f;
+    if (field[0] & 0x40) throw new BlockportError('ECORRUPT', `tar header: negative base-256 ${what}`);
+    for (let i = 1; i < len; i++) v = v * 256 + field[i];
+    if (!Number.isSafeInteger(v)) throw new BlockportError('ECORRUPT', `tar header: ${what} too large`);
+    return v;
+  }
+  const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^[ \0]+/, '').split('\0')[0].trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new BlockportError('ECORRUPT', `tar header: invalid ${what} field ${JSON.stringify(s)}`);
+  return Number.parseInt(s, 8);
+}
+
+export function isZeroBlock(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function checksumOf(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
+  return sum;
+}
+
+/** Parses one 512-byte header block (no extensions applied). Verifies the checksum. */
+export function parseBlock(b: Buffer): Omit<TarHeader, 'pax'> & { magic: string } {
+  const stored = numeric(b, 148, 8, 'checksum');
+  if (stored !== checksumOf(b)) throw new BlockportError('ECORRUPT', 'tar header: checksum mismatch (not a tar file, or corrupt)');
+  const magic = b.subarray(257, 263).toString('latin1');
+  let name = cstring(b, 0, 100);
+  if (magic === 'ustar\0' || magic === 'ustar ') {
+    const prefix = magic === 'ustar\0' ? cstring(b, 345, 155) : '';
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  const typeflag = String.fromCharCode(b[156]);
+  return {
+    path: name,
+    typeflag,
+    type: typeOf(typeflag),
+    mode: numeric(b, 100, 8, 'mode'),
+    uid: numeric(b, 108, 8, 'uid'),
+    gid: numeric(b, 116, 8, 'gid'),
+    size: numeric(b, 124, 12, 'size'),
+    mtime: numeric(b, 136, 12, 'mtime'),
+    linkname: cstring(b, 157, 100),
+    uname: cstring(b, 265, 32),
+    gname: cstring(b, 297, 32),
+    devmajor: numeric(b, 329, 8, 'devmajor'),
+    devminor: numeric(b, 337, 8, 'devminor'),
+    magic,
+  };
+}
+
+/** Parses PAX extended header data: "LEN key=value\n" records, values kept as bytes. */
+export function parsePax(data: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break;
+    const sp = data.indexOf(0x20, pos);
+    if (sp === -1) throw new BlockportError('ECORRUPT', 'tar PAX header: malformed record');
+    const len = Number.parseInt(data.subarray(pos, sp).toString('latin1'), 10);
+    if (!Number.isInteger(len) || len <= sp - pos || pos + len > data.length || data[pos + len - 1] !== 0x0a) {
+      throw new BlockportError('ECORRUPT', 'tar PAX header: malformed record length');
+    }
+    const rec = data.subarray(sp + 1, pos + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq === -1) throw new BlockportError('ECORRUPT', 'tar PAX header: record without "="');
+    out.set(rec.subarray(0, eq).toString('utf8'), Buffer.from(rec.subarray(eq + 1)));
+    pos += len;
+  }
+  return out;
+}
+
+/** Applies PAX records over a parsed block, as POSIX says (they override the ustar fields). */
+export function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
+  const num = (k: string): number | undefined => {
+    const v = pax.get(k);
+    if (v === undefined) return undefined;
+    const n = Number(v.toString('utf8'));
+    if (!Number.isFinite(n) || n < 0) throw new BlockportError('ECORRUPT', `tar PAX header: invalid ${k}`);
+    return n;
+  };
+  const str = (k: string): string | undefined => pax.get(k)?.toString('utf8');
+  h.path = str('path') ?? h.path;
+  h.linkname = str('linkpath') ?? h.linkname;
+  h.uname = str('uname') ?? h.uname;
+  h.gname = str('gname') ?? h.gname;
+  h.size = num('size') ?? h.size;
+  h.uid = num('uid') ?? h.uid;
+  h.gid = num('gid') ?? h.gid;
+  h.mtime = num('mtime') ?? h.mtime;
+  if (!Number.isSafeInteger(h.size)) throw new BlockportError('ECORRUPT', 'tar PAX header: size too large');
+  h.pax = pax;
+}
+
+/** The extended attributes of an entry (SCHILY.xattr.* records), values as bytes. */
+export function xattrsOf(h: TarHeader): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const [k, v] of h.pax) if (k.startsWith('SCHILY.xattr.')) out.set(k.slice(13), v);
+  return out;
+}
