@@ -10,6 +10,8 @@ import { streamToFileAtomic, fsyncDir } from './atomic.js';
 export interface StoredBlob {
   digest: Digest;
   size: number;
+  /** False when the store already held these bytes (a dedup hit); set by `put`. */
+  created?: boolean;
 }
 
 /** Read access to content-addressed blobs. Every stream it opens is verified unless told otherwise. */
@@ -76,15 +78,21 @@ export class FsBlobStore implements BlobStore {
     await fsp.mkdir(this.dir, { recursive: true });
     if (expected && (await this.size(expected.digest)) === expected.size) {
       for await (const _ of source); // drain: the producer (often a tar entry) must still reach its end
-      return expected;
+      return { ...expected, created: false };
     }
     const hashing = new HashingStream();
     const check = expected ? [new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`)] : [];
     let stored: StoredBlob | undefined;
     // the final name is only known after hashing, so commit renames to it
     await streamToFileAtomic(join(this.dir, 'incoming'), source, [...check, hashing], async (tmp) => {
-      stored = hashing.summary;
-      await fsp.rename(tmp, this.path(stored.digest));
+      const sum = hashing.summary;
+      if ((await this.size(sum.digest)) === sum.size) {
+        stored = { ...sum, created: false };
+        await fsp.rm(tmp, { force: true });
+        return;
+      }
+      stored = { ...sum, created: true };
+      await fsp.rename(tmp, this.path(sum.digest));
       await fsyncDir(this.dir);
     });
     return stored!;

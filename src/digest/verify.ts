@@ -56,12 +56,14 @@ export class HashingStream extends Transform {
   private readonly hasher = new Hasher();
   private result?: { digest: Digest; size: number };
 
-  constructor() {
+  /** `onChunk` sees each chunk's length as it passes (for progress). */
+  constructor(private readonly onChunk?: (n: number) => void) {
     super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hasher.update(chunk);
+    this.onChunk?.(chunk.length);
     cb(null, chunk);
   }
 

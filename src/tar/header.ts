@@ -40,12 +40,20 @@ function cstring(b: Buffer, off: number, len: number): string {
   return field.subarray(0, nul === -1 ? len : nul).toString('utf8');
 }
 
-/** Octal, or GNU base-256 when the high bit of the first byte is set. */
-function numeric(b: Buffer, off: number, len: number, what: string): number {
+/**
+ * Octal, or GNU base-256 when the high bit of the first byte is set. Only mtime may be negative
+ * (GNU tar writes files older than 1970 as two's complement base-256).
+ */
+function numeric(b: Buffer, off: number, len: number, what: string, signed = false): number {
   const field = b.subarray(off, off + len);
   if (field[0] & 0x80) {
+    if (field[0] & 0x40) {
+      if (!signed) throw new BlockportError('ECORRUPT', `tar header: negative base-256 ${what}`);
+      const v = BigInt(`0x${field.toString('hex')}`) - (1n << BigInt(8 * len));
+      if (v < BigInt(Number.MIN_SAFE_INTEGER)) throw new BlockportError('ECORRUPT', `tar header: ${what} too small`);
+      return Number(v);
+    }
     let v = field[0] & 0x7f;
-    if (field[0] & 0x40) throw new BlockportError('ECORRUPT', `tar header: negative base-256 ${what}`);
     for (let i = 1; i < len; i++) v = v * 256 + field[i];
     if (!Number.isSafeInteger(v)) throw new BlockportError('ECORRUPT', `tar header: ${what} too large`);
     return v;
@@ -86,7 +94,7 @@ export function parseBlock(b: Buffer): Omit<TarHeader, 'pax'> & { magic: string 
     uid: numeric(b, 108, 8, 'uid'),
     gid: numeric(b, 116, 8, 'gid'),
     size: numeric(b, 124, 12, 'size'),
-    mtime: numeric(b, 136, 12, 'mtime'),
+    mtime: numeric(b, 136, 12, 'mtime', true),
     linkname: cstring(b, 157, 100),
     uname: cstring(b, 265, 32),
     gname: cstring(b, 297, 32),
@@ -119,14 +127,20 @@ export function parsePax(data: Buffer): Map<string, Buffer> {
 
 /** Applies PAX records over a parsed block, as POSIX says (they override the ustar fields). */
 export function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
-  const num = (k: string): number | undefined => {
+  // An empty value cancels the record (POSIX): the ustar field stands. Only mtime may be
+  // fractional or negative (before 1970); sizes and ids are whole and never negative.
+  const str = (k: string): string | undefined => {
     const v = pax.get(k);
-    if (v === undefined) return undefined;
-    const n = Number(v.toString('utf8'));
-    if (!Number.isFinite(n) || n < 0) throw new BlockportError('ECORRUPT', `tar PAX header: invalid ${k}`);
+    return v === undefined || v.length === 0 ? undefined : v.toString('utf8');
+  };
+  const num = (k: string, time = false): number | undefined => {
+    const s = str(k);
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    const ok = time ? /^-?[0-9]+(\.[0-9]*)?$/.test(s) && Number.isFinite(n) : /^[0-9]+$/.test(s) && Number.isSafeInteger(n);
+    if (!ok) throw new BlockportError('ECORRUPT', `tar PAX header: invalid ${k} ${JSON.stringify(s.slice(0, 40))}`);
     return n;
   };
-  const str = (k: string): string | undefined => pax.get(k)?.toString('utf8');
   h.path = str('path') ?? h.path;
   h.linkname = str('linkpath') ?? h.linkname;
   h.uname = str('uname') ?? h.uname;
@@ -134,7 +148,7 @@ export function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
   h.size = num('size') ?? h.size;
   h.uid = num('uid') ?? h.uid;
   h.gid = num('gid') ?? h.gid;
-  h.mtime = num('mtime') ?? h.mtime;
+  h.mtime = num('mtime', true) ?? h.mtime;
   if (!Number.isSafeInteger(h.size)) throw new BlockportError('ECORRUPT', 'tar PAX header: size too large');
   h.pax = pax;
 }

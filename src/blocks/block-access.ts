@@ -1,0 +1,100 @@
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { FsBlobStore } from '../cas/blob-store.js';
+import type { Digest } from '../digest/digest.js';
+import { BlockportError } from '../errors.js';
+import type { ImageReader } from '../oci/image.js';
+import type { Descriptor } from '../oci/types.js';
+import type { TarHeader } from '../tar/header.js';
+import { cleanPath } from '../tar/path.js';
+import { TarReader } from '../tar/reader.js';
+
+/** Where each member of a folder block sits inside it. */
+export interface DirMember {
+  header: TarHeader;
+  /** Offset of the member's data in the block. */
+  offset: number;
+}
+
+/**
+ * Reads blocks for materialize: whole file blocks as streams and folder-block members by byte
+ * range. Blocks come from the source's files when it keeps them (layouts, the store); otherwise
+ * they are first copied, verified, into a temp store so ranges work.
+ */
+export class BlockAccess {
+  private readonly dirIndexes = new Map<Digest, Map<string, DirMember>>();
+  private tmp?: string;
+
+  private constructor(
+    private readonly files: FsBlobStore,
+    readonly blocks: Map<Digest, Descriptor>,
+  ) {}
+
+  static async for(src: ImageReader): Promise<BlockAccess> {
+    const blocks = new Map((src.manifest.blocks ?? []).map((b) => [b.digest, b] as const));
+    if (src.files) {
+      const missing: Digest[] = [];
+      for (const b of blocks.values()) if ((await src.files.size(b.digest)) !== b.size) missing.push(b.digest);
+      if (missing.length) {
+        throw new BlockportError('EMISSING', `${src.ref}: ${missing.length} block(s) missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`, { subject: missing[0] });
+      }
+      return new BlockAccess(src.files, blocks);
+    }
+    const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-blocks-'));
+    const store = new FsBlobStore(tmp);
+    for (const b of blocks.values()) await store.put(await src.openBlob(b), { digest: b.digest, size: b.size });
+    const access = new BlockAccess(store, blocks);
+    access.tmp = tmp;
+    return access;
+  }
+
+  descriptor(digest: Digest, where: string): Descriptor {
+    const d = this.blocks.get(digest);
+    if (!d) throw new BlockportError('EMISSING', `${where}: imports block ${digest}, which the manifest does not list`, { subject: digest });
+    return d;
+  }
+
+  /** A file block's bytes. Not hashed here: the layer's diff_id check covers them (see materialize). */
+  open(d: Descriptor): Promise<Readable> {
+    return this.files.open(d.digest, d.size, { verify: false });
+  }
+
+  range(d: Descriptor, offset: number, size: number): Promise<Readable> {
+    return this.files.open(d.digest, undefined, { start: offset, end: offset + size - 1 });
+  }
+
+  /** The members of a folder block by relative path (indexed once, headers only kept). */
+  async dirIndex(d: Descriptor): Promise<Map<string, DirMember>> {
+    let idx = this.dirIndexes.get(d.digest);
+    if (idx) return idx;
+    idx = new Map();
+    const reader = new TarReader(await this.files.open(d.digest, d.size), `block ${d.digest}`);
+    for await (const e of reader.entries()) {
+      const rel = cleanPath(e.header.path, `block ${d.digest}`);
+      if (rel === '' || idx.has(rel)) throw new BlockportError('ECORRUPT', `block ${d.digest}: bad or duplicate member ${JSON.stringify(e.header.path)}`, { subject: d.digest });
+      idx.set(rel, { header: e.header, offset: e.offset + e.raw.length });
+    }
+    this.dirIndexes.set(d.digest, idx);
+    return idx;
+  }
+
+  /** Re-hashes blocks to name a corrupt one (used after a diff_id mismatch). */
+  async findCorrupt(digests: Iterable<Digest>): Promise<Digest | undefined> {
+    for (const dg of digests) {
+      const d = this.blocks.get(dg);
+      if (!d) continue;
+      try {
+        for await (const _ of await this.files.open(d.digest, d.size));
+      } catch {
+        return dg;
+      }
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.tmp) await fsp.rm(this.tmp, { recursive: true, force: true });
+  }
+}

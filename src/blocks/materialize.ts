@@ -1,0 +1,155 @@
+import { Readable, type Writable } from 'node:stream';
+import type { Digest } from '../digest/digest.js';
+import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import { BlockportError } from '../errors.js';
+import { compressor, openUncompressed } from '../oci/compression.js';
+import { writeDockerArchive, writeDockerArchiveFile, type DockerArchiveImage } from '../oci/docker-archive.js';
+import type { ImageReader, ImageWriter } from '../oci/image.js';
+import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType, type Compression } from '../oci/media-types.js';
+import type { Descriptor, ImageManifest } from '../oci/types.js';
+import { BlockAccess } from './block-access.js';
+import { putJson, platformOf } from './packaging.js';
+import { standardLayer } from './standard-layer.js';
+
+export interface MaterializeOptions {
+  /** Layer compression in oci:/store outputs: 'none' (default, nothing to recompress) or gzip/zstd. */
+  compression?: Compression;
+  onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface MaterializedLayer {
+  index: number;
+  diffId: Digest;
+  size: number;
+  /** True when the layer was spliced from blocks; false when copied or only decompressed. */
+  spliced: boolean;
+}
+
+export interface MaterializeResult {
+  /** The manifest written (oci:/store outputs) — absent for docker-archive. */
+  manifest?: Descriptor;
+  configDigest: Digest;
+  layers: MaterializedLayer[];
+}
+
+/** The uncompressed size of layer i: blockport's annotation, else measured by reading it once. */
+async function layerSize(src: ImageReader, desc: Descriptor, access: BlockAccess): Promise<number> {
+  const known = desc.annotations?.[Annotation.layerSize];
+  if (known !== undefined && /^\d+$/.test(known)) return Number(known);
+  if (!isBlockLayer(desc.mediaType) && compressionOf(desc.mediaType) === 'none') return desc.size;
+  let n = 0;
+  for await (const c of isBlockLayer(desc.mediaType) ? standardLayer(src, desc, access) : await openUncompressed(await src.openBlob(desc), desc.digest)) n += c.length;
+  return n;
+}
+
+/** Turns a diff_id mismatch into an error naming the corrupt block when one is. */
+async function explain(err: unknown, access: BlockAccess, i: number): Promise<never> {
+  if (err instanceof BlockportError && err.code === 'EDIGEST') {
+    const bad = await access.findCorrupt(access.blocks.keys());
+    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
+  }
+  throw err;
+}
+
+function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }) {
+  return new HashingStream((n) => {
+    counter.bytes += n;
+    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+  });
+}
+
+/** Materializes into a docker-archive (file or stream): uncompressed layers, manifest.json first. */
+export async function materializeToDockerArchive(src: ImageReader, target: { file: string } | { stream: Writable }, repoTags: string[], opts: MaterializeOptions = {}): Promise<MaterializeResult> {
+  const access = await BlockAccess.for(src);
+  try {
+    const diffIds = src.config.rootfs.diff_ids;
+    const counter = { bytes: 0 };
+    const layers: MaterializedLayer[] = [];
+    const image: DockerArchiveImage = { configBytes: src.configBytes, repoTags, layers: [] };
+    for (const [i, desc] of src.manifest.layers.entries()) {
+      const size = await layerSize(src, desc, access);
+      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
+      image.layers.push({
+        diffId: diffIds[i],
+        size,
+        open: async () => {
+          opts.signal?.throwIfAborted();
+          const check = new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`);
+          const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
+          body.on('error', (e) => check.destroy(e));
+          return body.pipe(progress(opts, i, diffIds.length, counter)).pipe(check);
+        },
+      });
+    }
+    try {
+      if ('file' in target) await writeDockerArchiveFile(target.file, image);
+      else await writeDockerArchive(target.stream, image);
+    } catch (err) {
+      await explain(err, access, -1);
+    }
+    return { configDigest: src.manifest.config.digest, layers };
+  } finally {
+    await access.close();
+  }
+}
+
+/**
+ * Materializes into an OCI place (oci:, oci-archive:, the store): layers that were never in block
+ * form are linked or copied as they are; block-form layers are spliced, verified against their
+ * diff_id while written, and stored uncompressed unless a compression is asked for.
+ */
+export async function materializeToWriter(src: ImageReader, dst: ImageWriter, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
+  const access = await BlockAccess.for(src);
+  const compression = opts.compression ?? 'none';
+  try {
+    const diffIds = src.config.rootfs.diff_ids;
+    const counter = { bytes: 0 };
+    const out: Descriptor[] = [];
+    const layers: MaterializedLayer[] = [];
+    for (const [i, desc] of src.manifest.layers.entries()) {
+      opts.signal?.throwIfAborted();
+      if (!isBlockLayer(desc.mediaType)) {
+        await dst.copyBlob(src, desc);
+        out.push({ mediaType: desc.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(desc.mediaType)) : desc.mediaType, digest: desc.digest, size: desc.size, annotations: desc.annotations });
+        layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false });
+        continue;
+      }
+      const hashing = progress(opts, i, diffIds.length, counter);
+      const z = compressor(compression, 'layer');
+      const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
+      let stored;
+      try {
+        const source = body.pipe(hashing);
+        body.on('error', (e) => hashing.destroy(e));
+        const staged = z ? source.pipe(z) : source;
+        if (z) source.on('error', (e) => z.destroy(e));
+        stored = await dst.putBlob(staged);
+        if (hashing.summary.digest !== diffIds[i]) {
+          throw new BlockportError('EDIGEST', `layer ${i}: materialized digest ${hashing.summary.digest} does not match diff_id ${diffIds[i]}`, { subject: diffIds[i] });
+        }
+      } catch (err) {
+        await explain(err, access, i);
+      }
+      out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(hashing.summary.size) } });
+      layers.push({ index: i, diffId: diffIds[i], size: hashing.summary.size, spliced: true });
+    }
+    await dst.copyBlob(src, src.manifest.config);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size },
+      layers: out,
+    };
+    const platform = platformOf(src.config);
+    const desc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
+    await dst.commit(desc);
+    return { manifest: desc, configDigest: src.manifest.config.digest, layers };
+  } catch (err) {
+    await dst.abort();
+    throw err;
+  } finally {
+    await access.close();
+  }
+}
+

@@ -1,0 +1,104 @@
+import { Readable } from 'node:stream';
+import type { Digest } from '../digest/digest.js';
+import { BlockportError } from '../errors.js';
+import { openUncompressed } from '../oci/compression.js';
+import type { ImageReader } from '../oci/image.js';
+import { readSmall } from '../oci/json.js';
+import { isBlockLayer } from '../oci/media-types.js';
+import type { Descriptor } from '../oci/types.js';
+import type { TarHeader } from '../tar/header.js';
+import { cleanPath } from '../tar/path.js';
+import { TarReader } from '../tar/reader.js';
+import { encodeHeader, padding } from '../tar/writer.js';
+import type { BlockAccess } from './block-access.js';
+import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry, type ImportEntry } from './import-entry.js';
+
+/** Parses raw header bytes kept in an import entry and checks they describe `path` with `size` bytes. */
+async function checkRaw(raw: Buffer, path: string, size: number, fileOnly: boolean, where: string): Promise<void> {
+  const reader = new TarReader(Readable.from([raw, Buffer.alloc(1024)]), `${where}: raw header`);
+  let header: TarHeader | undefined;
+  let rawLen = 0;
+  for await (const e of reader.entries()) {
+    header = e.header;
+    rawLen = e.raw.length;
+    break;
+  }
+  if (!header || rawLen !== raw.length) throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} is malformed`, { subject: where });
+  const got = cleanPath(header.path, where);
+  if (got !== path) throw new BlockportError('EUNSAFE', `${where}: raw header names /${got}, not /${path}`, { subject: where });
+  if (fileOnly && header.type !== 'file' && header.type !== 'contiguous') {
+    throw new BlockportError('EUNSAFE', `${where}: raw header for /${path} is not a regular file`, { subject: where });
+  }
+  if (header.size !== size) throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} says ${header.size} bytes, block has ${size}`, { subject: where });
+}
+
+/** A header made from an import's metadata lines (images built from artifacts carry no raw bytes). */
+function synthesize(e: ImportEntry, path: string, base: Partial<TarHeader> & Pick<TarHeader, 'type' | 'size'>): Buffer {
+  const pax = new Map<string, Buffer>();
+  for (const [k, v] of e.meta.xattrs) pax.set(`SCHILY.xattr.${k}`, v);
+  return encodeHeader({
+    path, type: base.type, size: base.size, linkname: base.linkname, devmajor: base.devmajor, devminor: base.devminor,
+    mode: e.meta.mode ?? base.mode ?? (base.type === 'dir' ? 0o755 : 0o644),
+    uid: e.meta.uid ?? 0, gid: e.meta.gid ?? 0, mtime: e.meta.mtime ?? 0, uname: e.meta.uname, gname: e.meta.gname, pax,
+  });
+}
+
+async function* fileImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
+  const d = access.descriptor(e.block, where);
+  if (d.size !== e.size) throw new BlockportError('ECORRUPT', `${where}: size ${e.size} differs from block ${d.digest} (${d.size} bytes)`, { subject: where });
+  if (e.raw) await checkRaw(e.raw, e.path, d.size, true, where);
+  yield e.raw ?? synthesize(e, e.path, { type: 'file', size: d.size });
+  yield* await access.open(d);
+  yield padding(d.size);
+}
+
+async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
+  const d = access.descriptor(e.block, where);
+  const idx = await access.dirIndex(d);
+  const members = e.members ?? [{ rel: '.' }, ...[...idx.keys()].map((rel) => ({ rel }))];
+  for (const m of members) {
+    const path = m.rel === '.' ? e.path : `${e.path}/${m.rel}`;
+    const loc = m.rel === '.' ? undefined : idx.get(m.rel);
+    if (m.rel !== '.' && !loc) throw new BlockportError('ECORRUPT', `${where}: member ${m.rel} is not in block ${d.digest}`, { subject: d.digest });
+    const size = loc?.header.size ?? 0;
+    if (m.raw) await checkRaw(m.raw, path, size, false, where);
+    yield m.raw ?? synthesize(e, path, loc?.header ?? { type: 'dir', size: 0 });
+    if (loc && size > 0) yield* await access.range(d, loc.offset, size);
+    yield padding(size);
+  }
+}
+
+/**
+ * The bytes of the standard layer `desc` stands for. A layer that is not in block form is only
+ * decompressed; a block-form layer is spliced: its entries copied verbatim, each import entry
+ * replaced by the original header and the block's bytes, then the original tail.
+ */
+export async function* standardLayer(src: ImageReader, desc: Descriptor, access: BlockAccess): AsyncGenerator<Buffer> {
+  const input = await openUncompressed(await src.openBlob(desc), `layer ${desc.digest}`);
+  if (!isBlockLayer(desc.mediaType)) {
+    yield* input;
+    return;
+  }
+  const reader = new TarReader(input, `layer ${desc.digest}`);
+  for await (const entry of reader.entries()) {
+    const h = entry.header;
+    const name = cleanPath(h.path, `layer ${desc.digest}`);
+    const imported = h.type === 'file' ? importedPath(name) : undefined;
+    if (imported === undefined) {
+      yield entry.raw;
+      yield* entry.body();
+      yield entry.padding!;
+      continue;
+    }
+    const where = `layer ${desc.digest.slice(0, 19)}: /${name}`;
+    if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('ECORRUPT', `${where}: import entry too large`, { subject: name });
+    const e = parseImportEntry(await readSmall(Readable.from(entry.body()), where, MAX_IMPORT_ENTRY), name);
+    yield* e.kind === 'file' ? fileImport(e, access, where) : dirImport(e, access, where);
+  }
+  yield reader.tail!;
+}
+
+/** The blocks a layer's import entries name (for naming a corrupt block after a mismatch). */
+export function blocksOf(access: BlockAccess): Digest[] {
+  return [...access.blocks.keys()];
+}

@@ -1,0 +1,70 @@
+import { blockify, type BlockifyResult } from '../blocks/blockify.js';
+import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
+import { BlockportError } from '../errors.js';
+import type { Compression } from '../oci/media-types.js';
+import { openImage, openWriter } from '../oci/open.js';
+import type { CliContext } from './context.js';
+import { humanSize, shortDigest, table } from './format.js';
+
+export interface BlockifyFlags {
+  preset?: string[];
+  minSize?: string;
+  include?: string[];
+  exclude?: string[];
+  compress?: string;
+}
+
+export function parsePresets(values: string[] = []): Preset[] {
+  const out = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const p of out) {
+    if (!PRESETS.includes(p as Preset)) throw new BlockportError('EUSAGE', `unknown preset ${JSON.stringify(p)} (choose from ${PRESETS.join(', ')})`);
+  }
+  return out as Preset[];
+}
+
+export function parseCompression(v: string | undefined, fallback: Compression): Compression {
+  if (v === undefined) return fallback;
+  if (v === 'none' || v === 'gzip' || v === 'zstd') return v;
+  throw new BlockportError('EUSAGE', `unknown compression ${JSON.stringify(v)} (none, gzip or zstd)`);
+}
+
+export async function blockifyCommand(src: string, dst: string, flags: BlockifyFlags, ctx: CliContext): Promise<BlockifyResult & { source: string; destination: string }> {
+  const rules = rulesFor(parsePresets(flags.preset), {
+    minSize: flags.minSize === undefined ? undefined : parseSize(flags.minSize),
+    include: flags.include,
+    exclude: flags.exclude,
+  });
+  const compression = parseCompression(flags.compress, 'gzip');
+  const reader = await openImage(src);
+  try {
+    const writer = await openWriter(dst);
+    const total = reader.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
+    const bar = ctx.progress('blockify');
+    try {
+      const result = await blockify(reader, writer, {
+        rules,
+        compression,
+        onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`),
+      });
+      return { source: src, destination: dst, ...result };
+    } finally {
+      bar.stop();
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ctx: CliContext): void {
+  const rows = [['LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
+  for (const l of r.layers) {
+    rows.push([String(l.index), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
+  }
+  const tin = r.layers.reduce((n, l) => n + l.inputSize, 0);
+  const tout = r.layers.reduce((n, l) => n + l.outputSize, 0);
+  const bsize = r.blocks.reduce((n, b) => n + b.size, 0);
+  ctx.say(table(rows));
+  ctx.say(`\n${r.source} -> ${r.destination}`);
+  ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
+  ctx.say(`image ${r.index.digest}`);
+}

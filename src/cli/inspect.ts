@@ -1,0 +1,66 @@
+import { describeImage, type ImageDescription } from '../blocks/describe.js';
+import { Annotation } from '../oci/media-types.js';
+import { openImage, openStore } from '../oci/open.js';
+import type { CliContext } from './context.js';
+import { humanSize, shortDigest, table } from './format.js';
+
+export async function inspectCommand(ref: string): Promise<ImageDescription> {
+  const reader = await openImage(ref);
+  try {
+    return await describeImage(reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+export function printInspect(d: ImageDescription, ctx: CliContext): void {
+  ctx.say(`image     ${d.ref}`);
+  ctx.say(`manifest  ${d.manifestDigest}`);
+  ctx.say(`config    ${d.configDigest}`);
+  if (d.platform) ctx.say(`platform  ${d.platform.os}/${d.platform.architecture}`);
+  ctx.say(`form      ${d.blockForm ? `block form: ${d.blocks.count} blocks, ${humanSize(d.blocks.size)}` : 'standard'}`);
+  ctx.say(`stored    ${humanSize(d.storedSize)}\n`);
+  const rows = [['LAYER', 'DIGEST', 'SIZE', 'UNCOMPRESSED', 'IMPORTS', 'MEDIA TYPE']];
+  for (const l of d.layers) {
+    rows.push([String(l.index), shortDigest(l.digest), humanSize(l.size), l.uncompressedSize === undefined ? '-' : humanSize(l.uncompressedSize), l.imports ? String(l.imports.length) : '-', l.mediaType]);
+  }
+  ctx.say(table(rows));
+  for (const l of d.layers) {
+    if (!l.imports?.length) continue;
+    ctx.say(`\nlayer ${l.index} imports:`);
+    ctx.say(table(l.imports.map((i) => [i.path + (i.kind === 'dir' ? '/' : ''), 'from', i.block, humanSize(i.size)])));
+  }
+}
+
+export interface StoreImage {
+  name: string;
+  digest: string;
+  blockForm: boolean;
+  blocks: number;
+  size: number;
+}
+
+export async function imagesCommand(): Promise<StoreImage[]> {
+  const store = openStore();
+  let manifests;
+  try {
+    manifests = (await store.readIndex()).manifests;
+  } catch {
+    return [];
+  }
+  const out: StoreImage[] = [];
+  for (const m of manifests) {
+    const name = m.annotations?.[Annotation.refName];
+    if (!name) continue;
+    const reader = await store.openImage(name, name);
+    const d = await describeImage(reader, { imports: false });
+    out.push({ name, digest: m.digest, blockForm: d.blockForm, blocks: d.blocks.count, size: d.storedSize });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+export function printImages(list: StoreImage[], ctx: CliContext): void {
+  const rows = [['IMAGE', 'DIGEST', 'FORM', 'BLOCKS', 'SIZE']];
+  for (const i of list) rows.push([i.name, shortDigest(i.digest), i.blockForm ? 'block' : 'standard', String(i.blocks), humanSize(i.size)]);
+  ctx.say(table(rows));
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { BlockportError } from '../errors.js';
+import { blockifyCommand, printBlockify } from './blockify.js';
+import { makeContext } from './context.js';
+import { imagesCommand, inspectCommand, printImages, printInspect } from './inspect.js';
+import { materializeCommand, printMaterialize } from './materialize.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const REFS = `
+References:
+  oci:DIR[:TAG]                    an OCI image layout folder
+  oci-archive:FILE[:TAG]           an OCI image layout in a tar file
+  docker-archive:FILE[:NAME:TAG]   'docker save' output (legacy or Docker 25+ layout)
+  NAME:TAG                         the local store ($BLOCKPORT_HOME, default ~/.local/share/blockport)`;
+
+/** Runs a handler, printing its result as JSON or as text. */
+function action<A extends unknown[], R>(run: (...a: A) => Promise<R>, print: (r: R, ctx: ReturnType<typeof makeContext>) => void) {
+  return async (...args: A) => {
+    const cmd = args[args.length - 1] as Command;
+    const json = Boolean(cmd.opts().json);
+    const ctx = makeContext(json);
+    const result = await run(...args);
+    if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else print(result, ctx);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('blockport')
+    .description('Container image upgrades that cost only the bytes that really changed.')
+    .option('--debug', 'print stack traces on errors')
+    .version('0.1.0')
+    .addHelpText('after', REFS)
+    .showHelpAfterError();
+
+  program
+    .command('blockify')
+    .description('turn an image into block form: big files and packages become shared blocks')
+    .argument('<src>', 'image to read')
+    .argument('<dst>', 'where to write the block-form image (oci:, oci-archive: or NAME:TAG)')
+    .option('--preset <name>', 'java (jars, wars), node (node_modules packages), python (site-packages dists), auto (big files); repeatable', collect)
+    .option('--min-size <size>', 'files at or above this size become blocks (default 1M)')
+    .option('--include <glob>', 'files matching this glob become blocks whatever their size; repeatable', collect)
+    .option('--exclude <glob>', 'files matching this glob never become blocks; repeatable', collect)
+    .option('--compress <kind>', 'compression of rewritten layers: gzip (default), zstd, none')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport blockify docker-archive:app-1.tar oci:./out:1 --preset java
+  blockport blockify oci:./build:latest app:1 --preset node --min-size 512K
+  blockport blockify docker-archive:svc.tar svc:2 --include 'opt/models/*.bin' --json`)
+    .action(action((src: string, dst: string, flags) => blockifyCommand(src, dst, flags, makeContext(Boolean(flags.json))), printBlockify));
+
+  program
+    .command('materialize')
+    .description('turn a block-form image back into the standard image it came from (same diff_ids, same config)')
+    .argument('<src>', 'block-form (or standard) image')
+    .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG] or NAME:TAG')
+    .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport materialize oci:./out:1 docker-archive:app-1.tar:app:1 && docker load -i app-1.tar
+  blockport materialize app:2 oci:./standard:2`)
+    .action(action((src: string, dst: string, flags) => materializeCommand(src, dst, flags, makeContext(Boolean(flags.json))), printMaterialize));
+
+  program
+    .command('inspect')
+    .description('show layers, blocks, import entries and sizes of an image')
+    .argument('<ref>', 'any image reference')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport inspect oci:./out:1
+  blockport inspect app:1 --json | jq '.layers[].imports | length'`)
+    .action(action((ref: string) => inspectCommand(ref), printInspect));
+
+  program
+    .command('images')
+    .description('list the images in the local store')
+    .option('--json', 'print the result as JSON')
+    .action(action(() => imagesCommand(), printImages));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof BlockportError) {
+      process.stderr.write(`blockport: ${err.message}\n`);
+      if (debug) process.stderr.write(`${err.stack}\n`);
+      return err.exitCode;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === 'ENOSPC') {
+      process.stderr.write('blockport: no space left on device\n');
+      return 10;
+    }
+    process.stderr.write(`blockport: ${e?.message ?? String(err)}\n`);
+    if (debug) process.stderr.write(`${e?.stack}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});
