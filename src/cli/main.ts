@@ -2,7 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
 import { blockifyCommand, printBlockify } from './blockify.js';
-import { makeContext } from './context.js';
+import { registerBundleCommands } from './bundle-commands.js';
+import { action, makeContext } from './context.js';
 import { imagesCommand, inspectCommand, printImages, printInspect } from './inspect.js';
 import { materializeCommand, printMaterialize } from './materialize.js';
 
@@ -14,18 +15,6 @@ References:
   oci-archive:FILE[:TAG]           an OCI image layout in a tar file
   docker-archive:FILE[:NAME:TAG]   'docker save' output (legacy or Docker 25+ layout)
   NAME:TAG                         the local store ($BLOCKPORT_HOME, default ~/.local/share/blockport)`;
-
-/** Runs a handler, printing its result as JSON or as text. */
-function action<A extends unknown[], R>(run: (...a: A) => Promise<R>, print: (r: R, ctx: ReturnType<typeof makeContext>) => void) {
-  return async (...args: A) => {
-    const cmd = args[args.length - 1] as Command;
-    const json = Boolean(cmd.opts().json);
-    const ctx = makeContext(json);
-    const result = await run(...args);
-    if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else print(result, ctx);
-  };
-}
 
 export function buildProgram(): Command {
   const program = new Command('blockport')
@@ -83,6 +72,7 @@ Examples:
     .option('--json', 'print the result as JSON')
     .action(action(() => imagesCommand(), printImages));
 
+  registerBundleCommands(program);
   return program;
 }
 
