@@ -16,8 +16,8 @@ import { cleanPath, isWithin } from '../tar/path.js';
 import { TarReader, type TarEntry } from '../tar/reader.js';
 import { encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
-import { formatImportEntry, importEntryName, IMPORT_PREFIX, type ImportEntry } from './import-entry.js';
-import { uniqueBlocks, writeBlockFormImage } from './packaging.js';
+import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
+import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
 
 export interface BlockifyOptions {
@@ -94,9 +94,10 @@ class LayerBlockifier {
   }
 
   /** Emits one entry that is not part of a folder block: as a file block or as it was. */
-  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Buffer>, pad: () => Buffer): AsyncGenerator<Buffer> {
+  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Buffer>, pad: () => Buffer, global = false): AsyncGenerator<Buffer> {
     const regular = h.type === 'file' || h.type === 'contiguous';
-    if (regular && !isSparse(h) && !base(path).startsWith(WHITEOUT) && this.matcher.fileIsBlock(path, h.size)) {
+    const eligible = regular && !isSparse(h) && !global && !base(path).startsWith(WHITEOUT);
+    if (eligible && this.matcher.fileIsBlock(path, h.size)) {
       const d = await this.putBlock(Readable.from(body()), MediaType.blockFile, path);
       if (pad().some((b) => b !== 0)) {
         throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: non-zero padding after its data cannot be reproduced`, { subject: path });
@@ -104,8 +105,9 @@ class LayerBlockifier {
       yield importEntryBytes({ path, kind: 'file', block: d.digest, size: d.size, raw, meta: { xattrs: new Map() } }, h.mtime);
       return;
     }
-    if (base(path).startsWith(IMPORT_PREFIX) && !regular) {
-      throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: a non-file named ${IMPORT_PREFIX}* cannot be kept unambiguous`, { subject: path });
+    if (regular && base(path).startsWith(IMPORT_PREFIX)) {
+      // it would read as an import entry after materialize; only a block can keep it unambiguous
+      throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: a ${IMPORT_PREFIX}* file that is sparse or follows a global header cannot be kept unambiguous`, { subject: path });
     }
     yield raw;
     yield* body();
@@ -118,6 +120,11 @@ class LayerBlockifier {
     this.doneFolders.add(spool.folder);
     try {
       const real = spool.members.filter((m) => m.rel !== '.');
+      const members = spool.members.map((m) => ({ rel: m.rel, raw: m.raw }));
+      const own = spool.members.find((m) => m.rel === '.');
+      const text = (digest: Descriptor['digest']) => importEntryBytes({ path: spool.folder, kind: 'dir', block: digest, members, meta: { xattrs: new Map() } }, own?.header.mtime ?? 0);
+      // the import text must stay under the reader's limit; the folder's files then go one by one
+      if (!spool.refused && text(EMPTY_CONFIG.digest).length > MAX_IMPORT_ENTRY) spool.refused = 'import text too large';
       if (spool.refused || real.length === 0) {
         for (const m of spool.members) {
           const path = m.rel === '.' ? spool.folder : `${spool.folder}/${m.rel}`;
@@ -125,9 +132,8 @@ class LayerBlockifier {
         }
         return;
       }
-      const d = await this.putBlock(spool.canonical(), MediaType.blockDir, spool.folder);
-      const members = spool.members.map((m) => ({ rel: m.rel, raw: m.raw }));
-      yield importEntryBytes({ path: spool.folder, kind: 'dir', block: d.digest, members, meta: { xattrs: new Map() } }, spool.members[0].header.mtime);
+      const d = await this.putBlock(spool.canonical(), MediaType.blockDir, `${spool.folder}/`);
+      yield text(d.digest);
     } finally {
       await spool.close();
     }
@@ -148,10 +154,10 @@ class LayerBlockifier {
         await this.spool.add(rel, h, entry.raw, entry.body(), () => entry.padding!);
         const b = base(path);
         if (b.startsWith(WHITEOUT) || b.startsWith(IMPORT_PREFIX)) this.spool.refused = `special entry ${path}`;
-        if (h.type === 'other' || isSparse(h)) this.spool.refused = `unsupported entry ${path}`;
+        if (h.type === 'other' || h.type === 'hardlink' || isSparse(h) || entry.global) this.spool.refused = `unsupported entry ${path}`;
         continue;
       }
-      yield* this.emit(path, h, entry.raw, () => entry.body(), () => entry.padding!);
+      yield* this.emit(path, h, entry.raw, () => entry.body(), () => entry.padding!, entry.global);
     }
     if (this.spool) yield* this.finishFolder();
   }

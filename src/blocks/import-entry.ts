@@ -5,7 +5,7 @@ import { cleanPath } from '../tar/path.js';
 export const IMPORT_PREFIX = '.import.';
 const MAGIC = 'blockport-import 1';
 /** Import entries are small; a larger one is refused before parsing (a DoS guard). */
-export const MAX_IMPORT_ENTRY = 4 << 20;
+export const MAX_IMPORT_ENTRY = 1 << 20;
 
 /** One entry of a folder import, in original archive order. */
 export interface ImportMember {
@@ -52,7 +52,10 @@ export function decodePath(s: string): string {
       i += 2;
     } else bytes.push(raw[i]);
   }
-  return Buffer.from(bytes).toString('utf8');
+  const out = Buffer.from(bytes).toString('utf8');
+  // one spelling per path: "%41" for "A" or lowercase hex would let two texts mean the same thing
+  if (encodePath(out) !== s) throw new BlockportError('ECORRUPT', `import entry: non-canonical encoding ${JSON.stringify(s)}`);
+  return out;
 }
 
 /** The name of the import entry that stands for `path`: same folder, basename prefixed. */
@@ -127,7 +130,7 @@ export function parseImportEntry(text: Buffer, where: string): ImportEntry {
     switch (key) {
       case 'size': e.size = int(v, where, key); break;
       case 'raw': e.raw = b64(v, where); break;
-      case 'mode': e.meta.mode = int(v, where, key, 8); break;
+      case 'mode': e.meta.mode = /^[0-7]{4}$/.test(v) ? int(v, where, key, 8) : int('x', where, key); break;
       case 'uid': e.meta.uid = int(v, where, key); break;
       case 'gid': e.meta.gid = int(v, where, key); break;
       case 'mtime': e.meta.mtime = int(v, where, key); break;
@@ -154,5 +157,8 @@ export function parseImportEntry(text: Buffer, where: string): ImportEntry {
     }
   }
   if (kind === 'file' && e.size === undefined) throw bad(where, 'file import without size');
+  if (kind === 'dir' && (e.size !== undefined || e.raw)) throw bad(where, 'size and raw belong to file imports');
+  const m = e.meta;
+  if (e.raw && (m.mode ?? m.uid ?? m.gid ?? m.mtime ?? m.uname ?? m.gname) !== undefined) throw bad(where, 'metadata lines conflict with raw');
   return e;
 }

@@ -64,6 +64,7 @@ export async function writeBlockFormImage(
       config: EMPTY_CONFIG,
       layers: parts.blocks.slice(i, i + BLOCKS_PER_CARRIER),
       subject,
+      annotations: { [Annotation.formatVersion]: '1' },
     };
     carriers.push(await putJson(dst, MediaType.ociManifest, carrier, { artifactType: MediaType.blockCarrier }));
   }

@@ -68,6 +68,15 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): A
   }
 }
 
+/** An import must not land below a symlink of the same layer: the files would be written through it. */
+function refuseThroughSymlink(path: string, symlinks: Set<string>, where: string): void {
+  const parts = path.split('/');
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    if (symlinks.has(prefix)) throw new BlockportError('EUNSAFE', `${where}: imports through the symlink /${prefix}`, { subject: prefix });
+  }
+}
+
 /**
  * The bytes of the standard layer `desc` stands for. A layer that is not in block form is only
  * decompressed; a block-form layer is spliced: its entries copied verbatim, each import entry
@@ -80,10 +89,12 @@ export async function* standardLayer(src: ImageReader, desc: Descriptor, access:
     return;
   }
   const reader = new TarReader(input, `layer ${desc.digest}`);
+  const symlinks = new Set<string>();
   for await (const entry of reader.entries()) {
     const h = entry.header;
     const name = cleanPath(h.path, `layer ${desc.digest}`);
     const imported = h.type === 'file' ? importedPath(name) : undefined;
+    if (h.type === 'symlink') symlinks.add(name);
     if (imported === undefined) {
       yield entry.raw;
       yield* entry.body();
@@ -93,6 +104,7 @@ export async function* standardLayer(src: ImageReader, desc: Descriptor, access:
     const where = `layer ${desc.digest.slice(0, 19)}: /${name}`;
     if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('ECORRUPT', `${where}: import entry too large`, { subject: name });
     const e = parseImportEntry(await readSmall(Readable.from(entry.body()), where, MAX_IMPORT_ENTRY), name);
+    refuseThroughSymlink(e.path, symlinks, where);
     yield* e.kind === 'file' ? fileImport(e, access, where) : dirImport(e, access, where);
   }
   yield reader.tail!;

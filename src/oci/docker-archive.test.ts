@@ -15,7 +15,7 @@ import { openDockerArchive, writeDockerArchive, writeDockerArchiveFile, type Doc
 import type { ImageReader } from './image.js';
 import { OciLayout, type LayoutImageReader } from './layout.js';
 import { MediaType } from './media-types.js';
-import { indexTarFile, requireFile } from './tar-index.js';
+import { indexTarFile, readMember, requireFile } from './tar-index.js';
 
 const run = promisify(execFile);
 
@@ -85,6 +85,30 @@ async function assertSameImage(r: ImageReader): Promise<void> {
   }
   assert.equal((await drain(await r.openBlob(r.manifest.config))).digest, r.manifest.config.digest);
 }
+
+describe('indexTarFile', () => {
+  it('locates member data behind GNU long names and PAX headers without reading it', async () => {
+    const root = await fsp.mkdtemp(join(tmp, 'long-'));
+    const long = `${'d'.repeat(120)}/${'f'.repeat(120)}-\u00e9.txt`;
+    await fsp.mkdir(join(root, 'd'.repeat(120)));
+    await fsp.writeFile(join(root, long), 'long name\n');
+    await fsp.writeFile(join(root, 'short'), randomBytes(1000));
+    for (const format of ['gnu', 'posix']) {
+      const file = join(tmp, `long-${format}.tar`);
+      await run('tar', ['-C', root, `--format=${format}`, '-cf', file, '.']);
+      const index = await indexTarFile(file);
+      assert.equal((await readMember(file, requireFile(index, long))).toString(), 'long name\n');
+      assert.deepEqual(await readMember(file, requireFile(index, './short')), await fsp.readFile(join(root, 'short')));
+      assert.equal(index.members.get('d'.repeat(120))?.type, 'dir');
+    }
+  });
+
+  it('refuses a compressed archive with a clear EUNSUPPORTED', async () => {
+    const gz = join(tmp, 'skopeo.tar.gz');
+    await run('sh', ['-c', 'gzip -c "$1" > "$2"', 'sh', skopeoArchive, gz]);
+    await assert.rejects(openDockerArchive(gz, undefined, 'test'), (err) => isCode('EUNSUPPORTED')(err) && /gzip/.test((err as Error).message));
+  });
+});
 
 describe('openDockerArchive', () => {
   it('reads a skopeo docker-archive as the image it was made from', async () => {

@@ -10,11 +10,11 @@ import { cleanPath } from '../tar/path.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import type { ImageReader } from './image.js';
 import { jsonBytes, parseJson } from './json.js';
-import { MediaType, ociLayerType, type Compression } from './media-types.js';
+import { MediaType, ociLayerType } from './media-types.js';
 import { ArchiveImageReader, layoutBlobPath, readArchiveIndex, readBlobMember } from './oci-archive.js';
 import { checkNameTag } from './reference.js';
 import { checkDescriptor, resolveImage, type ResolvedImage } from './resolve.js';
-import { indexTarFile, openMember, readMember, readMemberHead, requireFile, type TarIndex } from './tar-index.js';
+import { indexTarFile, openMember, readMember, readMemberHead, requireFile, sniffCompression, type TarIndex } from './tar-index.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
 
 /** One image in a docker-archive's manifest.json, member paths already checked and cleaned. */
@@ -92,17 +92,10 @@ async function findOciManifest(index: TarIndex, entry: DockerEntry, ref: string)
   return undefined;
 }
 
-/** The compression a layer's first bytes announce. */
-function sniff(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return 'zstd';
-  return 'none';
-}
-
 /** A descriptor for a layer member: an uncompressed one is its diff_id; a compressed one is hashed once. */
 async function describeLayer(index: TarIndex, path: string, diffId: Digest): Promise<Descriptor> {
   const m = requireFile(index, path);
-  const compression = sniff(await readMemberHead(index.file, m, 4));
+  const compression = sniffCompression(await readMemberHead(index.file, m, 4));
   if (compression === 'none') return { mediaType: MediaType.ociLayer, digest: diffId, size: m.size };
   const named = BLOB_PATH.exec(path); // content-addressed already; openBlob verifies it
   let digest = named ? (`sha256:${named[1]}` as Digest) : undefined;

@@ -6,6 +6,7 @@ import { BLOCK, applyPax, isZeroBlock, parseBlock, parsePax, type TarHeader, typ
 import { cleanPath, resolveLink } from '../tar/path.js';
 import { paddingOf } from '../tar/reader.js';
 import { MAX_JSON_BLOB } from './json.js';
+import type { Compression } from './media-types.js';
 
 /** Largest extension header (PAX or GNU long name) accepted while indexing: a DoS guard. */
 const MAX_EXTENSION = 1 << 20;
@@ -47,7 +48,7 @@ async function readAt(fh: FileHandle, pos: number, n: number, file: string): Pro
  * The next entry's header, with PAX and GNU long-name extensions applied, and the offset of its
  * data; null at the end-of-archive marker or at a clean end of file.
  */
-async function nextHeader(fh: FileHandle, start: number, total: number, file: string): Promise<{ header: TarHeader; data: number } | null> {
+async function nextHeader(fh: FileHandle, start: number, total: number, file: string, global: Map<string, Buffer>): Promise<{ header: TarHeader; data: number } | null> {
   let pos = start;
   let pax = new Map<string, Buffer>();
   let longName: string | undefined;
@@ -63,14 +64,18 @@ async function nextHeader(fh: FileHandle, start: number, total: number, file: st
       const header: TarHeader = { ...h, pax: new Map() };
       if (longName !== undefined) header.path = longName;
       if (longLink !== undefined) header.linkname = longLink;
-      applyPax(header, pax);
+      applyPax(header, new Map([...global, ...pax]));
+      // old GNU sparse entries with extension blocks keep more headers before their data
+      if (h.typeflag === 'S' && block[482] !== 0) {
+        throw new BlockportError('EUNSUPPORTED', `${file}: old GNU sparse entry ${header.path} with extension blocks`, { subject: file });
+      }
       return { header, data: pos };
     }
     if (h.size > MAX_EXTENSION) throw new BlockportError('ECORRUPT', `${file}: tar extension header of ${h.size} bytes is too large`, { subject: file });
     const body = await readAt(fh, pos, h.size, file);
     pos += h.size + paddingOf(h.size);
-    // global PAX records apply to later entries too; for locating data only path and size matter
-    if (h.typeflag === 'x' || h.typeflag === 'g') pax = new Map([...pax, ...parsePax(body)]);
+    if (h.typeflag === 'x') pax = new Map([...pax, ...parsePax(body)]);
+    else if (h.typeflag === 'g') for (const [k, v] of parsePax(body)) global.set(k, v); // applies to every later entry
     else if (h.typeflag === 'L') longName = cstr(body);
     else longLink = cstr(body);
   }
@@ -79,6 +84,13 @@ async function nextHeader(fh: FileHandle, start: number, total: number, file: st
 function cstr(b: Buffer): string {
   const nul = b.indexOf(0);
   return b.subarray(0, nul === -1 ? b.length : nul).toString('utf8');
+}
+
+/** The compression a stream's first bytes announce (gzip 1f8b, zstd 28b52ffd). */
+export function sniffCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return 'zstd';
+  return 'none';
 }
 
 /**
@@ -95,10 +107,15 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
   }
   try {
     const total = (await fh.stat()).size;
+    const compression = sniffCompression(await readAt(fh, 0, Math.min(4, total), file));
+    if (compression !== 'none') {
+      throw new BlockportError('EUNSUPPORTED', `${file}: archive is ${compression}-compressed; decompress it first`, { subject: file });
+    }
     const members = new Map<string, TarMember>();
+    const global = new Map<string, Buffer>();
     let pos = 0;
     for (;;) {
-      const next = await nextHeader(fh, pos, total, file);
+      const next = await nextHeader(fh, pos, total, file, global);
       if (!next) break;
       const { header: h, data } = next;
       pos = data + h.size + paddingOf(h.size);

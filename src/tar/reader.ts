@@ -22,6 +22,8 @@ export interface TarEntry {
   body(): AsyncGenerator<Buffer>;
   /** The padding after the data, as found; set once the body has been read to its end. */
   padding?: Buffer;
+  /** True when `raw` holds a global PAX header, whose records also apply to later entries. */
+  global: boolean;
 }
 
 /**
@@ -43,6 +45,7 @@ export class TarReader {
     for (;;) {
       const offset = this.src.position;
       const rawParts: Buffer[] = [];
+      let global = false;
       let pax: Map<string, Buffer> | undefined;
       let longName: string | undefined;
       let longLink: string | undefined;
@@ -68,7 +71,10 @@ export class TarReader {
         rawParts.push(data);
         const body = data.subarray(0, h.size);
         if (h.typeflag === 'x') pax = new Map([...(pax ?? []), ...parsePax(body)]);
-        else if (h.typeflag === 'g') this.global = new Map([...this.global, ...parsePax(body)]);
+        else if (h.typeflag === 'g') {
+          this.global = new Map([...this.global, ...parsePax(body)]);
+          global = true;
+        }
         else if (h.typeflag === 'L') longName = cstr(body);
         else longLink = cstr(body);
       }
@@ -80,7 +86,7 @@ export class TarReader {
       if (base.typeflag === 'S' && block[482] !== 0) {
         throw new BlockportError('EUNSUPPORTED', `${this.what}: old GNU sparse entry ${header.path} with extension blocks`);
       }
-      const entry = this.makeEntry(header, Buffer.concat(rawParts), offset);
+      const entry = this.makeEntry(header, Buffer.concat(rawParts), offset, global);
       yield entry;
       if (!entry.padding) await this.finish(entry);
     }
@@ -88,13 +94,14 @@ export class TarReader {
 
   private state = new WeakMap<TarEntry, { consumed: number }>();
 
-  private makeEntry(header: TarHeader, raw: Buffer, offset: number): TarEntry {
+  private makeEntry(header: TarHeader, raw: Buffer, offset: number, global: boolean): TarEntry {
     const src = this.src;
     const self = this;
     const entry: TarEntry = {
       header,
       raw,
       offset,
+      global,
       async *body() {
         const st = self.state.get(entry)!;
         if (st.consumed > 0) throw new Error('tar entry body read twice');

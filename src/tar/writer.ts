@@ -98,7 +98,7 @@ export function encodeHeader(e: NewEntry): Buffer {
   if (!isAscii(e.gname ?? '') || (e.gname ?? '').length > 32) records.set('gname', Buffer.from(e.gname ?? '', 'utf8'));
   const main = ustarBlock(e, name, FLAGS[e.type], size);
   if (records.size === 0) return main;
-  const data = Buffer.concat([...records.keys()].sort().map((k) => paxRecord(k, records.get(k)!)));
+  const data = Buffer.concat([...records.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).map((k) => paxRecord(k, records.get(k)!)));
   const paxName = `PaxHeaders/${name.slice(0, 80)}`;
   const paxHead = ustarBlock({ path: paxName, type: 'file', mode: 0o644 }, paxName, 'x', data.length);
   return Buffer.concat([paxHead, data, Buffer.alloc(paddingOf(data.length)), main]);

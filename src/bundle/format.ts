@@ -1,0 +1,117 @@
+import { isDigest, parseDigest, digestHex, type Digest } from '../digest/digest.js';
+import { checkSize } from '../digest/verify.js';
+import { BlockportError } from '../errors.js';
+import { parseJson } from '../oci/json.js';
+import { checkNameTag } from '../oci/reference.js';
+import { checkDescriptor } from '../oci/resolve.js';
+import type { Descriptor } from '../oci/types.js';
+
+/** Media type of the bundle manifest (`bundle.json`). */
+export const BUNDLE_MEDIA_TYPE = 'application/vnd.blockport.bundle.v1+json';
+export const BUNDLE_VERSION = 1;
+/** The first member of every bundle. */
+export const MANIFEST_MEMBER = 'bundle.json';
+/** The optional second member: an Ed25519 signature over the exact bytes of `bundle.json`. */
+export const SIGNATURE_MEMBER = 'bundle.json.sig';
+/** bundle.json and its signature are small; anything larger is refused before parsing. */
+export const MAX_MANIFEST = 64 << 20;
+export const MAX_SIGNATURE = 64 << 10;
+
+/** How a blob's bytes are stored in the bundle. */
+export type BlobEncoding = 'none' | 'zstd';
+
+/** An image the bundle tags in the receiver's store. */
+export interface BundleTarget {
+  /** Store name, NAME:TAG. */
+  name: string;
+  /** What the tag points to: the image index (block form) or manifest, as in the sender's store. */
+  descriptor: Descriptor;
+}
+
+/** A blob the receiver must already hold for the bundle to apply. */
+export interface BundlePrerequisite {
+  digest: Digest;
+  size: number;
+}
+
+/** A blob carried in the bundle, in member order. */
+export interface BundleBlob {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  encoding: BlobEncoding;
+  /** Bytes of the member (equals `size` when encoding is none). */
+  storedSize: number;
+}
+
+/** The bundle manifest: everything a receiver needs to decide, verify and apply. */
+export interface BundleManifest {
+  mediaType: typeof BUNDLE_MEDIA_TYPE;
+  version: typeof BUNDLE_VERSION;
+  targets: BundleTarget[];
+  prerequisites: BundlePrerequisite[];
+  blobs: BundleBlob[];
+}
+
+/** `bundle.json.sig`: who signed and the signature, base64. */
+export interface BundleSignature {
+  algorithm: 'ed25519';
+  /** sha256 of the signer's public key (SPKI DER): tells which trusted key to try. */
+  keyId: Digest;
+  signature: string;
+}
+
+/** The tar member name of a blob: OCI layout path, `.zst` when compressed. */
+export function blobMember(b: Pick<BundleBlob, 'digest' | 'encoding'>): string {
+  return `blobs/sha256/${digestHex(b.digest)}${b.encoding === 'zstd' ? '.zst' : ''}`;
+}
+
+function fail(where: string, what: string): never {
+  throw new BlockportError('ECORRUPT', `${where}: ${what}`);
+}
+
+function checkBlob(x: unknown, where: string): BundleBlob {
+  const b = x as BundleBlob;
+  if (!b || typeof b !== 'object' || typeof b.mediaType !== 'string') fail(where, 'invalid blob entry');
+  parseDigest(b.digest, where);
+  checkSize(b.size, where);
+  checkSize(b.storedSize, where);
+  if (b.encoding !== 'none' && b.encoding !== 'zstd') fail(where, `unknown encoding ${JSON.stringify(b.encoding)}`);
+  if (b.encoding === 'none' && b.storedSize !== b.size) fail(where, 'storedSize differs from size for an unencoded blob');
+  return { digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: b.encoding, storedSize: b.storedSize };
+}
+
+/** Parses and checks `bundle.json`: version, every digest and size, unique blobs, valid names. */
+export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): BundleManifest {
+  const m = parseJson<BundleManifest>(bytes, where);
+  if (!m || typeof m !== 'object') fail(where, 'not a JSON object');
+  if (m.mediaType !== BUNDLE_MEDIA_TYPE) fail(where, `not a blockport bundle manifest (mediaType ${JSON.stringify(m.mediaType)})`);
+  if (m.version !== BUNDLE_VERSION) {
+    throw new BlockportError('EUNSUPPORTED', `${where}: bundle version ${JSON.stringify(m.version)} is not supported (this blockport reads version ${BUNDLE_VERSION})`);
+  }
+  if (!Array.isArray(m.targets) || !Array.isArray(m.prerequisites) || !Array.isArray(m.blobs)) fail(where, 'targets, prerequisites and blobs must be arrays');
+  const targets = m.targets.map((t, i) => {
+    if (!t || typeof t.name !== 'string') fail(where, `targets[${i}]: missing name`);
+    return { name: checkNameTag(t.name, `${where}: targets[${i}]`), descriptor: checkDescriptor(t.descriptor, `${where}: targets[${i}]`) };
+  });
+  const prerequisites = m.prerequisites.map((p, i) => ({ digest: parseDigest(p?.digest, `${where}: prerequisites[${i}]`), size: checkSize(p.size, `${where}: prerequisites[${i}]`) }));
+  const blobs = m.blobs.map((b, i) => checkBlob(b, `${where}: blobs[${i}]`));
+  const seen = new Set<string>();
+  for (const d of [...blobs.map((b) => b.digest), ...prerequisites.map((p) => p.digest)]) {
+    if (seen.has(d)) fail(where, `${d} is listed twice`);
+    seen.add(d);
+  }
+  return { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets, prerequisites, blobs };
+}
+
+/** Parses `bundle.json.sig`. */
+export function parseSignature(bytes: Buffer, where = SIGNATURE_MEMBER): BundleSignature {
+  const s = parseJson<BundleSignature>(bytes, where);
+  if (!s || s.algorithm !== 'ed25519') {
+    throw new BlockportError('ESIGNATURE', `${where}: unsupported signature algorithm ${JSON.stringify(s?.algorithm)} (want ed25519)`);
+  }
+  if (!isDigest(s.keyId) || typeof s.signature !== 'string' || !/^[A-Za-z0-9+/]+=*$/.test(s.signature)) {
+    throw new BlockportError('ESIGNATURE', `${where}: malformed signature`);
+  }
+  return { algorithm: 'ed25519', keyId: s.keyId, signature: s.signature };
+}

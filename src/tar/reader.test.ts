@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FIXED_MTIME, gnuTarLayer, makeTree, nastyTree, pseudoRandom, run, tempDir, type FsNode } from '../../test/fixtures/images.js';
+import { BlockportError } from '../errors.js';
+import { xattrsOf, type TarHeader } from './header.js';
+import { TarReader, type TarEntry } from './reader.js';
+
+interface Read {
+  entries: { entry: TarEntry; body: Buffer }[];
+  tail: Buffer;
+}
+
+async function* chunks(buf: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+/** Reads every entry; bodies are read unless `skip`, which leaves them to the reader. */
+async function readAll(src: AsyncIterable<Buffer>, skip = false): Promise<Read> {
+  const r = new TarReader(src, 'test.tar');
+  const entries: Read['entries'] = [];
+  for await (const entry of r.entries()) {
+    const parts: Buffer[] = [];
+    if (!skip) for await (const c of entry.body()) parts.push(Buffer.from(c));
+    entries.push({ entry, body: Buffer.concat(parts) });
+  }
+  assert.ok(r.tail, 'tail is set at the end');
+  return { entries, tail: r.tail };
+}
+
+function reemit(read: Read): Buffer {
+  return Buffer.concat([...read.entries.flatMap(({ entry, body }) => [entry.raw, body, entry.padding ?? Buffer.alloc(1)]), read.tail]);
+}
+
+const isCorrupt = (e: unknown) => e instanceof BlockportError && e.code === 'ECORRUPT';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const isRoot = process.getuid?.() === 0;
+
+/** Extra cases beyond the shared nasty tree: sub-second mtime, an empty xattr value, a 3 MB body. */
+const extra: FsNode[] = [
+  { path: 'x/subsecond', type: 'file', content: 'ns', mtime: 1_600_000_000.5 },
+  { path: 'x/empty-xattr', type: 'file', content: 'e', xattrs: { 'user.empty': '' } },
+  { path: 'x/big.bin', type: 'file', content: { size: 3_000_000, seed: 11 } },
+];
+
+const TYPES: Record<FsNode['type'], TarHeader['type']> = { file: 'file', dir: 'dir', symlink: 'symlink', hardlink: 'hardlink', fifo: 'fifo', chardev: 'char' };
+const MODES: Record<FsNode['type'], number> = { file: 0o644, dir: 0o755, symlink: 0o777, hardlink: 0o644, fifo: 0o644, chardev: 0o666 };
+
+/** Checks every entry against the node it was made from. GNU tar makes the first of a set of hard links the file. */
+function checkEntries(read: Read, nodes: FsNode[], format: 'posix' | 'gnu', src: Buffer): void {
+  const byPath = new Map(read.entries.map((e) => [e.entry.header.path, e]));
+  const me = isRoot ? 0 : process.getuid?.() ?? 0;
+  for (const n of nodes) {
+    const name = `./${n.path}${n.type === 'dir' ? '/' : ''}`;
+    const got = byPath.get(name);
+    assert.ok(got, `entry ${JSON.stringify(name)} found`);
+    const h = got.entry.header;
+    const linkTarget = n.type === 'hardlink' ? nodes.find((m) => m.path === n.target)! : n;
+    const group = nodes.filter((m) => m === linkTarget || (m.type === 'hardlink' && m.target === linkTarget.path)).map((m) => `./${m.path}`);
+    if (group.length > 1) {
+      const first = read.entries.find((e) => group.includes(e.entry.header.path))!;
+      if (first === got) assert.equal(h.type, 'file', name);
+      else assert.deepEqual([h.type, h.linkname, h.size], ['hardlink', first.entry.header.path, 0], name);
+    } else assert.equal(h.type, TYPES[n.type], name);
+    assert.equal(h.mode, n.mode ?? MODES[n.type], `${name} mode`);
+    assert.equal(h.uid, n.uid ?? me, `${name} uid`);
+    assert.equal(h.gid, n.gid ?? me, `${name} gid`);
+    const mtime = linkTarget.mtime ?? FIXED_MTIME;
+    assert.equal(h.mtime, format === 'gnu' ? Math.floor(mtime) : mtime, `${name} mtime`);
+    if (n.type === 'symlink') assert.equal(h.linkname, n.target, name);
+    if (h.type === 'file') {
+      const c = linkTarget.content;
+      const size = c === undefined ? 0 : typeof c === 'string' ? Buffer.byteLength(c) : Buffer.isBuffer(c) ? c.length : c.size;
+      assert.equal(h.size, size, `${name} size`);
+      assert.equal(got.body.length, size, `${name} body`);
+      if (typeof c === 'string') assert.equal(got.body.toString('utf8'), c, name);
+    }
+    if (n.type === 'chardev') assert.deepEqual([h.devmajor, h.devminor], [n.major ?? 1, n.minor ?? 3]);
+    const want = format === 'posix' ? Object.entries(linkTarget.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v)]) : [];
+    assert.deepEqual([...xattrsOf(h)].sort(), want.sort(), `${name} xattrs`);
+    // offsets are where the bytes are
+    assert.ok(src.subarray(got.entry.offset, got.entry.offset + got.entry.raw.length).equals(got.entry.raw), `${name} raw at offset`);
+  }
+  assert.equal(read.entries.length, new Set([...nodes.map((n) => n.path), ...nodes.flatMap((n) => ancestors(n.path))]).size + 1, 'entry count (with ./)');
+}
+
+function ancestors(p: string): string[] {
+  const parts = p.split('/');
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
+describe('TarReader on GNU tar 1.34 output', () => {
+  let t: { dir: string; cleanup(): Promise<void> };
+  let root: string;
+  let nodes: FsNode[];
+  const tars: Record<'posix' | 'gnu', Buffer> = { posix: Buffer.alloc(0), gnu: Buffer.alloc(0) };
+
+  before(async () => {
+    t = await tempDir('tar-reader');
+    // a device node needs CAP_MKNOD, which some containers lack even as root: skip that case then
+    const devices = await run('mknod', [join(t.dir, 'probe'), 'c', '1', '3']).then(() => true, () => false);
+    nodes = [...nastyTree({ devices }), ...extra];
+    root = join(t.dir, 'root');
+    await makeTree(root, nodes);
+    for (const format of ['posix', 'gnu'] as const) {
+      await gnuTarLayer(root, join(t.dir, `${format}.tar`), { format });
+      tars[format] = await readFile(join(t.dir, `${format}.tar`));
+    }
+  });
+  after(async () => { await t.cleanup(); });
+
+  for (const format of ['posix', 'gnu'] as const) {
+    it(`${format}: every entry has the right path, type, size, mode, owner, mtime, link and xattrs`, async () => {
+      const read = await readAll(createReadStream(join(t.dir, `${format}.tar`)));
+      checkEntries(read, nodes, format, tars[format]);
+      const big = read.entries.find((e) => e.entry.header.path === './x/big.bin')!;
+      assert.equal(sha(big.body), sha(Buffer.concat([...pseudoRandom(3_000_000, 11)])));
+    });
+
+    it(`${format}: raw + body + padding of every entry, then tail, is the input byte for byte`, async () => {
+      for (const size of [1 << 16, 1, 7, 511, 513, 1 << 20]) {
+        const read = await readAll(chunks(tars[format], size));
+        assert.ok(reemit(read).equals(tars[format]), `chunks of ${size}`);
+        assert.ok(read.tail.length >= 1024 && read.tail.every((b) => b === 0), 'tail is the zero blocks');
+      }
+    });
+
+    it(`${format}: bodies can be skipped, or read in part`, async () => {
+      const full = await readAll(chunks(tars[format], 4096));
+      const skipped = await readAll(chunks(tars[format], 4096), true);
+      assert.deepEqual(skipped.entries.map((e) => [e.entry.offset, e.entry.header]), full.entries.map((e) => [e.entry.offset, e.entry.header]));
+      assert.ok(reemit({ entries: full.entries.map((e, i) => ({ entry: skipped.entries[i].entry, body: e.body })), tail: skipped.tail }).equals(tars[format]));
+      // stop reading a body half way: the next entry is still found where it is
+      const r = new TarReader(chunks(tars[format], 1000));
+      const offsets: number[] = [];
+      for await (const e of r.entries()) {
+        offsets.push(e.offset);
+        for await (const c of e.body()) if (c.length) break;
+      }
+      assert.deepEqual(offsets, full.entries.map((e) => e.entry.offset));
+    });
+  }
+
+  it('posix: long, unicode and deep names come from PAX path or the ustar prefix', async () => {
+    const posix = tars.posix;
+    const read = await readAll(chunks(posix, 1 << 16));
+    const deep = read.entries.find((e) => e.entry.header.path.includes('deep-file'))!;
+    assert.ok(deep.entry.header.path.length > 255 && deep.entry.header.pax.has('path'));
+    const split = read.entries.find((e) => e.entry.header.path === `./nasty/${'0'.repeat(60)}/`)!;
+    assert.equal(split.entry.header.pax.size, 0, 'a 70-byte dir name needs no PAX');
+    const prefixed = read.entries.find((e) => e.entry.header.path === `./nasty/${'0'.repeat(60)}/${'1'.repeat(60)}/`)!;
+    assert.ok(!prefixed.entry.header.pax.has('path') && prefixed.entry.raw.subarray(345, 350).toString() === './nas', 'ustar prefix used');
+    const uni = read.entries.find((e) => e.entry.header.path === './nasty/ünïcödé-日本語-😀.txt')!;
+    assert.equal(uni.body.toString(), 'unicode\n');
+    const old = read.entries.find((e) => e.entry.header.path === './nasty/old')!;
+    assert.equal(old.entry.header.pax.get('mtime')?.toString(), '-31536000');
+  });
+
+  it('gnu: long names and links use ././@LongLink, big ids and old mtimes base-256', async () => {
+    const read = await readAll(chunks(tars.gnu, 1 << 16));
+    const long = read.entries.find((e) => e.entry.header.path === `./nasty/${'n'.repeat(255)}`)!;
+    assert.equal(long.entry.raw.subarray(0, 13).toString(), '././@LongLink');
+    assert.equal(long.entry.raw[156], 'L'.charCodeAt(0));
+    const link = read.entries.find((e) => e.entry.header.path === './nasty/long-link')!;
+    assert.equal(link.entry.raw[156], 'K'.charCodeAt(0));
+    const big = read.entries.find((e) => e.entry.header.path === './nasty/bigids')!;
+    assert.equal(big.entry.raw[108] & 0x80, 0x80, 'uid in base-256');
+    const old = read.entries.find((e) => e.entry.header.path === './nasty/old')!;
+    assert.equal(old.entry.raw[136], 0xff, 'negative mtime in base-256');
+  });
+
+  for (const format of ['posix', 'gnu'] as const) {
+    it(`${format}: --owner/--group with numeric ids over 2097151`, async () => {
+      const out = join(t.dir, `owner-${format}.tar`);
+      await gnuTarLayer(root, out, { format, extra: ['--owner=:3000000', '--group=:3000001'] });
+      const read = await readAll(createReadStream(out));
+      assert.ok(read.entries.length > 40);
+      for (const { entry } of read.entries) assert.deepEqual([entry.header.uid, entry.header.gid], [3_000_000, 3_000_001], entry.header.path);
+      assert.ok(reemit(read).equals(await readFile(out)));
+    });
+  }
+
+  it('PAX global headers apply to every entry and stay in the raw bytes', async () => {
+    const out = join(t.dir, 'global.tar');
+    await run('tar', ['-C', root, '--format=posix', '--pax-option=comment=made-by-test', '--no-recursion', '-cf', out, 'nasty', 'nasty/empty']);
+    const src = await readFile(out);
+    const read = await readAll(chunks(src, 100));
+    assert.deepEqual(read.entries.map((e) => e.entry.header.path), ['nasty/', 'nasty/empty']);
+    for (const { entry } of read.entries) assert.equal(entry.header.pax.get('comment')?.toString(), 'made-by-test');
+    assert.equal(read.entries[0].entry.raw[156], 'g'.charCodeAt(0));
+    assert.ok(reemit(read).equals(src));
+  });
+
+  it('a truncated archive is ECORRUPT, wherever it is cut', async () => {
+    const src = tars.posix;
+    const read = await readAll(chunks(src, 1 << 16));
+    const bigEntry = read.entries.find((e) => e.entry.header.path === './x/big.bin')!.entry;
+    const withPax = read.entries.find((e) => e.entry.header.pax.has('path'))!.entry;
+    const cuts = [
+      100, // inside the first header block
+      withPax.offset + 512 + 10, // inside PAX data
+      withPax.offset + withPax.raw.length - 1, // inside the block after a PAX header
+      withPax.offset + 1024, // right after an extension header
+      bigEntry.offset + bigEntry.raw.length + 1_000_000, // inside a body
+      bigEntry.offset + bigEntry.raw.length + 3_000_000 + 10, // inside the padding
+    ];
+    for (const cut of cuts) {
+      await assert.rejects(readAll(chunks(src.subarray(0, cut), 4096)), isCorrupt, `cut at ${cut}`);
+      await assert.rejects(readAll(chunks(src.subarray(0, cut), 4096), true), isCorrupt, `cut at ${cut}, skipping bodies`);
+    }
+    // like GNU tar and Go, an archive that stops cleanly between entries (no end marker) is accepted
+    const clean = await readAll(chunks(src.subarray(0, bigEntry.offset), 4096));
+    assert.equal(clean.tail.length, 0);
+    assert.ok(reemit(clean).equals(src.subarray(0, bigEntry.offset)));
+  });
+
+  it('a flipped header byte fails its checksum (ECORRUPT); so does a non-tar', async () => {
+    const src = tars.posix;
+    const read = await readAll(chunks(src, 1 << 16));
+    const e = read.entries[5].entry;
+    const hdr = e.offset + e.raw.length - 512; // the entry's own ustar block
+    for (const off of [hdr + 3, hdr + 100, hdr + 124, hdr + 148, hdr + 156, hdr + 300, e.offset + 2]) {
+      const bad = Buffer.from(src);
+      bad[off] ^= 0x01;
+      await assert.rejects(readAll(chunks(bad, 4096)), isCorrupt, `flip at ${off - e.offset}`);
+    }
+    await assert.rejects(readAll(chunks(Buffer.from('this is not a tar archive'.repeat(40)), 4096)), isCorrupt);
+  });
+
+  it('an empty source is an empty archive; a huge extension header is refused', async () => {
+    const empty = await readAll(chunks(Buffer.alloc(0), 1));
+    assert.deepEqual([empty.entries.length, empty.tail.length], [0, 0]);
+    const hdr = Buffer.from(tars.posix.subarray(0, 512));
+    assert.equal(hdr[156], 'x'.charCodeAt(0));
+    hdr.write('00077777777\0', 124, 'latin1'); // a 16 MiB PAX header
+    hdr.fill(0x20, 148, 156);
+    const sum = hdr.reduce((a, b) => a + b, 0);
+    hdr.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    await assert.rejects(readAll(chunks(Buffer.concat([hdr, Buffer.alloc(4096)]), 4096)), isCorrupt);
+  });
+});
