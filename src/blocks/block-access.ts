@@ -10,6 +10,7 @@ import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
 import { TarReader } from '../tar/reader.js';
+import { encodeHeader } from '../tar/writer.js';
 
 /** Where each member of a folder block sits inside it. */
 export interface DirMember {
@@ -71,10 +72,18 @@ export class BlockAccess {
     if (idx) return idx;
     idx = new Map();
     const reader = new TarReader(await this.files.open(d.digest, d.size), `block ${d.digest}`);
+    let prev: Buffer | undefined;
     for await (const e of reader.entries()) {
-      const rel = cleanPath(e.header.path, `block ${d.digest}`);
-      if (rel === '' || idx.has(rel)) throw new BlockportError('ECORRUPT', `block ${d.digest}: bad or duplicate member ${JSON.stringify(e.header.path)}`, { subject: d.digest });
-      idx.set(rel, { header: e.header, offset: e.offset + e.raw.length });
+      const h = e.header;
+      const rel = cleanPath(h.path, `block ${d.digest}`);
+      // a folder block has one spelling (docs/spec.md 3.3): re-encode and compare, in sorted order
+      const name = Buffer.from(h.path);
+      const canonical = encodeHeader({ path: rel, type: h.type, size: h.size, mode: h.mode, linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor });
+      if (rel === '' || !canonical.equals(e.raw) || (prev && Buffer.compare(prev, name) >= 0)) {
+        throw new BlockportError('ECORRUPT', `block ${d.digest}: not a canonical folder block (at ${JSON.stringify(h.path)})`, { subject: d.digest });
+      }
+      prev = name;
+      idx.set(rel, { header: h, offset: e.offset + e.raw.length });
     }
     this.dirIndexes.set(d.digest, idx);
     return idx;

@@ -60,7 +60,9 @@ export class FolderSpool {
 
   /** The canonical folder tar: members below the folder, sorted by path, owners and times zeroed. */
   canonical(): Readable {
-    const sorted = this.members.filter((m) => m.rel !== '.').sort((a, b) => Buffer.compare(Buffer.from(a.rel), Buffer.from(b.rel)));
+    // sorted by the name as written, "/" included for folders (docs/spec.md 3.3): "lib.d.ts" < "lib/"
+    const written = (m: SpooledMember) => Buffer.from(m.header.type === 'dir' ? `${m.rel}/` : m.rel);
+    const sorted = this.members.filter((m) => m.rel !== '.').sort((a, b) => Buffer.compare(written(a), written(b)));
     const self = this;
     return Readable.from((async function* () {
       for (const m of sorted) {

@@ -18,6 +18,7 @@ export interface TarMember {
   /** The cleaned name (no leading "./" or "/", no trailing "/"). */
   name: string;
   type: TarType;
+  /** A link's target as stored (not cleaned); empty for other types. */
   linkname: string;
   /** Offset of the first data byte in the file. */
   offset: number;
