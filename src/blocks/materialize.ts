@@ -1,6 +1,6 @@
-import { Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import type { Digest } from '../digest/digest.js';
-import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import { VerifyingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
 import { writeDockerArchive, writeDockerArchiveFile, type DockerArchiveImage } from '../oci/docker-archive.js';
@@ -52,10 +52,15 @@ async function explain(err: unknown, access: BlockAccess, i: number): Promise<ne
   throw err;
 }
 
-function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }) {
-  return new HashingStream((n) => {
-    counter.bytes += n;
-    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+/** Counts bytes for the progress bar (no hashing: the diff_id check hashes once). */
+function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): Transform {
+  return new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      counter.bytes += chunk.length;
+      opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+      cb(null, chunk);
+    },
   });
 }
 
@@ -115,24 +120,28 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
         layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false });
         continue;
       }
-      const hashing = progress(opts, i, diffIds.length, counter);
+      const size = await layerSize(src, desc, access);
       const z = compressor(compression, 'layer');
       const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
       let stored;
       try {
-        const source = body.pipe(hashing);
-        body.on('error', (e) => hashing.destroy(e));
-        const staged = z ? source.pipe(z) : source;
-        if (z) source.on('error', (e) => z.destroy(e));
-        stored = await dst.putBlob(staged);
-        if (hashing.summary.digest !== diffIds[i]) {
-          throw new BlockportError('EDIGEST', `layer ${i}: materialized digest ${hashing.summary.digest} does not match diff_id ${diffIds[i]}`, { subject: diffIds[i] });
+        const counted = body.pipe(progress(opts, i, diffIds.length, counter));
+        body.on('error', (e) => counted.destroy(e));
+        if (z) {
+          // compressed: the blob's digest is new, so check the diff_id on the way in
+          const check = counted.pipe(new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`));
+          counted.on('error', (e) => check.destroy(e));
+          check.on('error', (e) => z.destroy(e));
+          stored = await dst.putBlob(check.pipe(z));
+        } else {
+          // uncompressed: the blob is the diff_id, and the store verifies it while writing
+          stored = await dst.putBlob(counted, { digest: diffIds[i], size });
         }
       } catch (err) {
         await explain(err, access, i);
       }
-      out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(hashing.summary.size) } });
-      layers.push({ index: i, diffId: diffIds[i], size: hashing.summary.size, spliced: true });
+      out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
+      layers.push({ index: i, diffId: diffIds[i], size, spliced: true });
     }
     await dst.copyBlob(src, src.manifest.config);
     const manifest: ImageManifest = {

@@ -80,12 +80,12 @@ export class FsBlobStore implements BlobStore {
       for await (const _ of source); // drain: the producer (often a tar entry) must still reach its end
       return { ...expected, created: false };
     }
-    const hashing = new HashingStream();
-    const check = expected ? [new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`)] : [];
+    // hash once: verify against what was promised, or learn the digest that names the blob
+    const hashing = expected ? undefined : new HashingStream();
+    const check = expected ? new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`) : hashing!;
     let stored: StoredBlob | undefined;
-    // the final name is only known after hashing, so commit renames to it
-    await streamToFileAtomic(join(this.dir, 'incoming'), source, [...check, hashing], async (tmp) => {
-      const sum = hashing.summary;
+    await streamToFileAtomic(join(this.dir, 'incoming'), source, [check], async (tmp) => {
+      const sum = hashing ? hashing.summary : { digest: expected!.digest, size: expected!.size };
       if ((await this.size(sum.digest)) === sum.size) {
         stored = { ...sum, created: false };
         await fsp.rm(tmp, { force: true });

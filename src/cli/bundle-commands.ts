@@ -1,6 +1,216 @@
 import type { Command } from 'commander';
+import { parseSize } from '../blocks/rules.js';
+import { applyBundle, type ApplyResult } from '../bundle/apply.js';
+import { fsck, type FsckReport } from '../bundle/fsck.js';
+import { inventory, writeInventory, type Inventory } from '../bundle/inventory.js';
+import { loadInto, pickTool } from '../bundle/load.js';
+import { makeBundle, type MakeBundleResult } from '../bundle/make.js';
+import { keygen } from '../bundle/sign.js';
+import { BlockportError } from '../errors.js';
+import { openImage, openStore } from '../oci/open.js';
+import { checkNameTag, parseRef, storeHome } from '../oci/reference.js';
+import { action, makeContext, type CliContext } from './context.js';
+import { humanSize, shortDigest, table } from './format.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const ctxOf = (flags: { json?: boolean }) => makeContext(Boolean(flags.json));
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}x` : '-');
+
+interface BundleFlags {
+  to?: string[];
+  since?: string[];
+  have?: string;
+  output?: string;
+  sign?: string;
+  split?: string;
+  compress?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeBundleResult> {
+  const bar = ctx.progress('bundle');
+  try {
+    return await makeBundle({
+      to: flags.to ?? [],
+      since: flags.since,
+      have: flags.have,
+      out: flags.output,
+      sign: flags.sign,
+      split: flags.split === undefined ? undefined : parseSize(flags.split),
+      compress: flags.compress !== false,
+      dryRun: flags.dryRun,
+      onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : 'writing'),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+function printBundle(r: MakeBundleResult, ctx: CliContext): void {
+  const p = r.plan;
+  const rows = [['TARGET', 'IMAGE', 'LAYER-LEVEL UPDATE', 'THIS BUNDLE', 'SAVING']];
+  for (const t of p.perTarget) {
+    rows.push([t.name, humanSize(t.imageBytes), `${humanSize(t.layerLevel.bytes)} (${t.layerLevel.layers} layers)`, `${humanSize(t.send.bytes)} (${t.send.blobs} blobs)`, ratio(t.layerLevel.bytes, t.send.bytes)]);
+  }
+  if (p.perTarget.length > 1) rows.push(['total', humanSize(p.sizes.image), humanSize(p.sizes.layerLevel), `${humanSize(p.sizes.send)} (${p.send.length} blobs)`, ratio(p.sizes.layerLevel, p.sizes.send)]);
+  ctx.say(table(rows));
+  ctx.say(`\nlayer-level update: the standard layers the receiver lacks, uncompressed (as docker save writes them)`);
+  ctx.say(`prerequisites: ${p.prerequisites.length} blobs (${humanSize(p.sizes.prerequisites)}) the receiver must already hold`);
+  const w = r.written;
+  if (!w) {
+    ctx.say(`dry run: nothing written (before compression; a bundle of everything would be ${humanSize(p.sizes.full)})`);
+    return;
+  }
+  ctx.say(`wrote ${w.files.join(', ')}: ${humanSize(w.bytes)} (blobs ${humanSize(w.rawBytes)} -> ${humanSize(w.storedBytes)} stored)`);
+  ctx.say(`bundle ${w.digest}${w.signedBy ? `, signed by key ${w.signedBy}` : ', unsigned'}`);
+}
+
+function printApply(r: ApplyResult, ctx: CliContext): void {
+  const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
+  ctx.say(`${r.noop ? 'already applied' : 'applied'} ${r.files[0]}: ${sig}`);
+  ctx.say(`blobs: ${r.blobs.received} received (${humanSize(r.bytesWritten)}), ${r.blobs.resumed} kept from an interrupted run, ${r.blobs.present} already present`);
+  for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (was ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}`);
+}
+
+function printFsck(r: FsckReport, ctx: CliContext): void {
+  ctx.say(`${r.root}: ${r.blobs} blobs (${humanSize(r.bytes)}) verified, ${r.images} images checked`);
+  for (const p of r.problems) ctx.say(`${p.repaired ? 'repaired' : 'problem'}: ${p.kind}: ${p.message}${p.kind === 'temp' || p.kind === 'stray' || p.kind === 'corrupt' ? ` (${p.subject})` : ''}`);
+  for (const f of r.inUse) ctx.say(`in use: ${f} (a running process is writing it)`);
+  if (r.ok) ctx.say(r.problems.length ? 'store is consistent after repair' : 'store is consistent');
+}
+
+/** Prints a report, then fails with `code` when it holds problems (so scripts see a non-zero exit). */
+async function report<R>(r: R, ctx: CliContext, print: (r: R, ctx: CliContext) => void, failure?: BlockportError): Promise<void> {
+  if (ctx.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else print(r, ctx);
+  if (failure) throw failure;
+}
+
+async function loadCommand(ref: string, flags: { tool?: string; tag?: string[] }, ctx: CliContext) {
+  const tool = await pickTool(flags.tool);
+  const r = parseRef(ref);
+  const tags = flags.tag?.length ? flags.tag.map((t) => checkNameTag(t, '--tag')) : r.transport === 'store' ? [r.name] : r.transport === 'docker-archive' && r.name ? [r.name] : [];
+  const src = await openImage(r);
+  const bar = ctx.progress('load');
+  const total = src.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
+  try {
+    const res = await loadInto(tool, src, tags, { onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`) });
+    return { source: ref, tags, ...res };
+  } finally {
+    bar.stop();
+    await src.close();
+  }
+}
 
 /** Registers the update-bundle commands (bundle, apply, inventory, keygen, load, fsck). */
 export function registerBundleCommands(program: Command): void {
-  void program;
+  program
+    .command('bundle')
+    .description('write an offline update bundle holding only the blobs the receiver lacks')
+    .option('--to <ref...>', 'image(s) the receiver should get: store NAME:TAG, a transport reference, or NAME:TAG=REF')
+    .option('--since <ref...>', 'image(s) the receiver already holds (store NAME:TAG or any reference)')
+    .option('--have <file>', "what the receiver holds, from 'blockport inventory' run there")
+    .option('-o, --output <file>', 'bundle file to write (volumes FILE.001, ... with --split)')
+    .option('--sign <key>', "Ed25519 private key (from 'blockport keygen') to sign the bundle with")
+    .option('--split <size>', 'split into volumes of at most SIZE bytes (e.g. 4G for FAT32)')
+    .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
+    .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport bundle --to app:2 --since app:1 -o app-2.bpk --sign vendor.key
+  blockport bundle --to app:2 --have customer-inventory.json -o app-2.bpk
+  blockport bundle --to app:2 --to worker:7 --since app:1 --since worker:6 -o release.bpk --split 4G
+  blockport bundle --to app:2=oci:./build:2 --since app:1 --dry-run --json`)
+    .action(action((flags: BundleFlags) => bundleCommand(flags, ctxOf(flags)), printBundle));
+
+  program
+    .command('apply')
+    .description('apply an update bundle to the local store: verify everything, then tag the images')
+    .argument('<files...>', 'the bundle file, or its volumes in order (FILE.001 alone finds the rest)')
+    .option('--trust <pubkey>', 'require a signature by this public key; repeatable (default: $BLOCKPORT_HOME/trust/*.pub when present)', collect)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport apply app-2.bpk --trust vendor.pub
+  blockport apply release.bpk.001            # finds release.bpk.002, ...
+  cp vendor.pub ~/.local/share/blockport/trust/ && blockport apply app-3.bpk`)
+    .action(action(async (files: string[], flags: { trust?: string[]; json?: boolean }) => {
+      const bar = ctxOf(flags).progress('apply');
+      try {
+        return await applyBundle(files, storeHome(), { trust: flags.trust, onProgress: (p) => bar.update(p.done, p.total, p.label) });
+      } finally {
+        bar.stop();
+      }
+    }, printApply));
+
+  program
+    .command('inventory')
+    .description("list what the local store holds, for the sender's 'bundle --have'")
+    .option('-o, --output <file>', 'write the inventory here (default: print it)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport inventory -o customer-inventory.json
+  blockport inventory | jq '.images'`)
+    .action(action(async (flags: { output?: string; json?: boolean }) => {
+      const inv = await inventory(openStore());
+      if (flags.output) await writeInventory(flags.output, inv);
+      return { file: flags.output, ...inv };
+    }, (r: Inventory & { file?: string }, ctx) => {
+      if (!r.file) process.stdout.write(`${JSON.stringify({ version: r.version, blobs: r.blobs, images: r.images, diffIds: r.diffIds }, null, 2)}\n`);
+      else ctx.say(`wrote ${r.file}: ${r.blobs.length} blobs, ${r.images.length} images`);
+    }));
+
+  program
+    .command('keygen')
+    .description('make an Ed25519 key pair for signing bundles: NAME.key (keep it secret) and NAME.pub')
+    .requiredOption('-o, --output <name>', 'file name prefix')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport keygen -o vendor          # vendor.key, vendor.pub; ship vendor.pub to receivers`)
+    .action(action((flags: { output: string }) => keygen(flags.output), (r, ctx) => {
+      ctx.say(`wrote ${r.privateKey} (private, mode 0600) and ${r.publicKey}`);
+      ctx.say(`key id ${r.keyId}`);
+    }));
+
+  program
+    .command('load')
+    .description('materialize an image straight into docker load or podman load')
+    .argument('<ref>', 'store NAME:TAG or any image reference')
+    .option('--tool <tool>', 'docker or podman (default: docker when its daemon answers, else podman)')
+    .option('--tag <name>', 'NAME:TAG to load the image as; repeatable (default: the store name)', collect)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport load app:2
+  blockport load app:2 --tool podman --tag registry.example.com/app:2`)
+    .action(action((ref: string, flags: { tool?: string; tag?: string[]; json?: boolean }) => loadCommand(ref, flags, ctxOf(flags)), (r, ctx) => {
+      ctx.say(`${r.tool} load: ${r.loaded.join(', ') || 'done'} (config ${r.configDigest})`);
+    }));
+
+  program
+    .command('fsck')
+    .description('check the store: blob digests, images complete, no leftovers of interrupted writes')
+    .option('--repair', 'delete leftover temporary files and staging folders (never a blob)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+Examples:
+  blockport fsck
+  blockport fsck --repair --json`)
+    .action(async (flags: { repair?: boolean; json?: boolean }) => {
+      const ctx = ctxOf(flags);
+      const bar = ctx.progress('fsck');
+      let r: FsckReport;
+      try {
+        r = await fsck(openStore(), { repair: flags.repair, onProgress: (d, t) => bar.update(d, t) });
+      } finally {
+        bar.stop();
+      }
+      const left = r.problems.filter((p) => !p.repaired);
+      const code = left.some((p) => p.kind === 'corrupt') ? 'EDIGEST' : left.some((p) => p.kind === 'missing') ? 'EMISSING' : 'ECORRUPT';
+      await report(r, ctx, printFsck, r.ok ? undefined : new BlockportError(code, `fsck: ${left.length} problem(s) in ${r.root}`));
+    });
 }

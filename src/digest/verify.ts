@@ -56,19 +56,28 @@ export class HashingStream extends Transform {
   private readonly hasher = new Hasher();
   private result?: { digest: Digest; size: number };
 
-  /** `onChunk` sees each chunk's length as it passes (for progress). */
-  constructor(private readonly onChunk?: (n: number) => void) {
+  private counted = 0;
+
+  /**
+   * `onChunk` sees each chunk's length as it passes (for progress). With `hash: false` it only
+   * counts, for callers whose bytes are verified elsewhere already: hashing is the costliest step.
+   */
+  constructor(
+    private readonly onChunk?: (n: number) => void,
+    private readonly hash = true,
+  ) {
     super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hasher.update(chunk);
+    if (this.hash) this.hasher.update(chunk);
+    this.counted += chunk.length;
     this.onChunk?.(chunk.length);
     cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.result = { digest: this.hasher.digest(), size: this.hasher.size };
+    this.result = { digest: this.hash ? this.hasher.digest() : ('' as Digest), size: this.counted };
     cb();
   }
 

@@ -1,0 +1,183 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
+import { acquireLock } from '../cas/lock.js';
+import { digestHex, sha256, type Digest } from '../digest/digest.js';
+import { HashingStream, VerifyingStream } from '../digest/verify.js';
+import { BlockportError, fromSystemError } from '../errors.js';
+import { OciLayout } from '../oci/layout.js';
+import { Annotation } from '../oci/media-types.js';
+import { resolveImage } from '../oci/resolve.js';
+import type { Descriptor } from '../oci/types.js';
+import { blobMember, type BundleManifest } from './format.js';
+import { reachable } from './reachable.js';
+import { openBundle, type OpenedBundle } from './read.js';
+import { trustedKeys, verifyManifest } from './sign.js';
+
+export interface ApplyOptions {
+  /** Public keys to require a signature from; default: `$BLOCKPORT_HOME/trust/*.pub`, if any. */
+  trust?: string[];
+  onProgress?: (p: { done: number; total: number; label: string }) => void;
+}
+
+export interface ApplyResult {
+  bundle: Digest;
+  files: string[];
+  signature: { signed: boolean; verified: boolean; keyId?: Digest; key?: string };
+  targets: { name: string; digest: Digest; previous?: Digest; changed: boolean }[];
+  blobs: { total: number; received: number; present: number; resumed: number };
+  /** Blob bytes verified and written in this run. */
+  bytesWritten: number;
+  /** True when the store already held everything and every tag: nothing was changed. */
+  noop: boolean;
+}
+
+/** Where this apply stages blobs: inside the store, so moving them into blobs/ is a rename. */
+export function stagingDir(home: string, bundle: Digest): string {
+  return join(home, 'staging', digestHex(bundle));
+}
+
+async function sizeOf(p: string): Promise<number | undefined> {
+  return fsp.stat(p).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+}
+
+function checkSignature(b: OpenedBundle, keys: Awaited<ReturnType<typeof trustedKeys>>, label: string): ApplyResult['signature'] {
+  if (keys.length === 0) return { signed: Boolean(b.signature), verified: false, keyId: b.signature?.keyId };
+  const k = verifyManifest(b.manifestBytes, b.signature, keys, label);
+  return { signed: true, verified: true, keyId: k.keyId, key: k.path };
+}
+
+async function checkPrerequisites(m: BundleManifest, layout: OciLayout, label: string): Promise<void> {
+  const missing: Digest[] = [];
+  for (const p of m.prerequisites) if ((await layout.blobs.size(p.digest)) !== p.size) missing.push(p.digest);
+  if (missing.length === 0) return;
+  const list = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, ... (${missing.length - 8} more)` : '');
+  throw new BlockportError('EMISSING', `${label} needs ${missing.length} blob(s) this store lacks (apply the earlier update first, or bundle with --have from 'blockport inventory'): ${list}`, { subject: missing[0] });
+}
+
+/** Streams every blob the store lacks into staging, verified; keeps what an interrupted run verified. */
+async function receive(b: OpenedBundle, layout: OciLayout, staging: string, opts: ApplyOptions, counts: ApplyResult['blobs']): Promise<number> {
+  const total = b.manifest.blobs.reduce((n, x) => n + x.size, 0);
+  let done = 0;
+  let written = 0;
+  const tick = (label: string) => opts.onProgress?.({ done, total, label });
+  await fsp.mkdir(staging, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, staging)));
+  for await (const e of b.blobs()) {
+    const { blob } = e;
+    const label = `${e.index + 1}/${b.manifest.blobs.length}`;
+    const staged = join(staging, digestHex(blob.digest));
+    if ((await layout.blobs.size(blob.digest)) === blob.size) counts.present++;
+    else if ((await sizeOf(staged)) === blob.size) counts.resumed++; // renamed there only after verification
+    else {
+      const check = new VerifyingStream(blob.digest, blob.size, `${b.files[0]}: ${blobMember(blob)}`);
+      const count = new HashingStream((n) => {
+        done += n;
+        tick(label);
+      });
+      await streamToFileAtomic(staged, e.data(), [check, count]);
+      counts.received++;
+      written += blob.size;
+      continue;
+    }
+    done += blob.size;
+    tick(label);
+  }
+  await fsyncDir(staging);
+  return written;
+}
+
+/** Reads a small blob from staging or the store, verified. */
+function stagedOrStored(layout: OciLayout, staging: string) {
+  return async (d: Descriptor): Promise<Buffer> => {
+    const staged = join(staging, digestHex(d.digest));
+    if ((await sizeOf(staged)) === d.size) {
+      const bytes = await fsp.readFile(staged);
+      if (sha256(bytes) !== d.digest) throw new BlockportError('EDIGEST', `${staged}: digest mismatch`, { subject: d.digest });
+      return bytes;
+    }
+    return layout.readBlob(d);
+  };
+}
+
+/** Refuses a bundle whose targets would be incomplete: every reachable blob must be staged or stored. */
+async function checkComplete(m: BundleManifest, layout: OciLayout, staging: string, label: string): Promise<void> {
+  const read = stagedOrStored(layout, staging);
+  for (const t of m.targets) {
+    const missing: Digest[] = [];
+    for (const d of await reachable(t.descriptor, read, `${label}: ${t.name}`)) {
+      const here = (await sizeOf(join(staging, digestHex(d.digest)))) ?? (await layout.blobs.size(d.digest));
+      if (here !== d.size) missing.push(d.digest);
+    }
+    if (missing.length) throw new BlockportError('EMISSING', `${label}: ${t.name} needs ${missing.length} blob(s) neither in the bundle nor in the store: ${missing.slice(0, 8).join(', ')}`, { subject: missing[0] });
+    await resolveImage(t.descriptor, read, `${label}: ${t.name}`);
+  }
+}
+
+/** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic). */
+async function promote(m: BundleManifest, layout: OciLayout, staging: string): Promise<void> {
+  await fsp.mkdir(layout.blobs.dir, { recursive: true });
+  for (const b of m.blobs) {
+    const staged = join(staging, digestHex(b.digest));
+    if ((await sizeOf(staged)) !== b.size) continue;
+    if ((await layout.blobs.size(b.digest)) === b.size) await fsp.rm(staged, { force: true });
+    else await fsp.rename(staged, layout.blobs.path(b.digest));
+  }
+  await fsyncDir(layout.blobs.dir);
+}
+
+async function tagTargets(m: BundleManifest, layout: OciLayout): Promise<ApplyResult['targets']> {
+  await layout.init();
+  const index = await layout.readIndex();
+  const out: ApplyResult['targets'] = [];
+  for (const t of m.targets) {
+    const previous = index.manifests.find((d) => d.annotations?.[Annotation.refName] === t.name)?.digest;
+    const changed = previous !== t.descriptor.digest;
+    if (changed) await layout.tag(t.descriptor, t.name);
+    out.push({ name: t.name, digest: t.descriptor.digest, previous, changed });
+  }
+  return out;
+}
+
+/** True when the store holds every blob of the bundle (then nothing needs reading). */
+async function holdsAll(m: BundleManifest, layout: OciLayout): Promise<boolean> {
+  for (const b of m.blobs) if ((await layout.blobs.size(b.digest)) !== b.size) return false;
+  return true;
+}
+
+/**
+ * Applies a bundle to the store at `home` under the store lock: checks the signature (when keys
+ * are trusted) and the prerequisites before writing anything, stages and verifies every blob the
+ * store lacks, checks each target is complete, then moves the blobs in and tags the targets last.
+ * On any error the staging folder is removed and the store's visible state is unchanged; a killed
+ * run leaves verified staged blobs that the next run of the same bundle keeps.
+ */
+export async function applyBundle(files: string[], home: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
+  const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
+  let staging: string | undefined;
+  try {
+    const layout = new OciLayout(home);
+    const b = await openBundle(files);
+    const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
+    const signature = checkSignature(b, await trustedKeys(opts.trust, home), label);
+    await checkPrerequisites(b.manifest, layout, label);
+    staging = stagingDir(home, b.digest);
+    const counts = { total: b.manifest.blobs.length, received: 0, present: 0, resumed: 0 };
+    let bytesWritten = 0;
+    if (await holdsAll(b.manifest, layout)) counts.present = counts.total;
+    else bytesWritten = await receive(b, layout, staging, opts, counts);
+    await checkComplete(b.manifest, layout, staging, label);
+    await promote(b.manifest, layout, staging);
+    const targets = await tagTargets(b.manifest, layout);
+    await fsp.rm(staging, { recursive: true, force: true });
+    await fsp.rmdir(join(home, 'staging')).catch(() => {}); // only when empty
+    const noop = counts.received === 0 && counts.resumed === 0 && targets.every((t) => !t.changed);
+    return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, noop };
+  } catch (err) {
+    if (staging) await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
+    await fsp.rmdir(join(home, 'staging')).catch(() => {});
+    throw fromSystemError(err, home);
+  } finally {
+    await lock.release();
+  }
+}

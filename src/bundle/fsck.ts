@@ -1,0 +1,147 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { acquireLock } from '../cas/lock.js';
+import type { Digest } from '../digest/digest.js';
+import { HashingStream } from '../digest/verify.js';
+import { BlockportError } from '../errors.js';
+import type { OciLayout } from '../oci/layout.js';
+import { Annotation } from '../oci/media-types.js';
+import { reachable } from './reachable.js';
+
+export type ProblemKind = 'corrupt' | 'missing' | 'temp' | 'staging' | 'stray' | 'index';
+
+export interface FsckProblem {
+  kind: ProblemKind;
+  /** The file or tag concerned. */
+  subject: string;
+  message: string;
+  /** Set when --repair removed it. */
+  repaired?: boolean;
+}
+
+export interface FsckReport {
+  root: string;
+  blobs: number;
+  bytes: number;
+  images: number;
+  problems: FsckProblem[];
+  /** Temp files of processes still running (a blockify in progress): not problems. */
+  inUse: string[];
+  /** No problem is left unrepaired. */
+  ok: boolean;
+}
+
+const TEMP_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
+const BLOB_RE = /^[a-f0-9]{64}$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function names(dir: string): Promise<string[]> {
+  return fsp.readdir(dir).catch(() => [] as string[]);
+}
+
+const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+
+/** Hashes every blob; a leftover temp file is a problem unless its writer is still alive. */
+async function checkBlobs(layout: OciLayout, r: FsckReport, onProgress?: (done: number, total: number) => void): Promise<void> {
+  const all = await names(layout.blobs.dir);
+  const sizes = new Map<string, number>();
+  for (const n of all) sizes.set(n, (await fsp.stat(join(layout.blobs.dir, n)).catch(() => undefined))?.size ?? 0);
+  const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+  let done = 0;
+  for (const n of all.sort()) {
+    const path = join(layout.blobs.dir, n);
+    if (BLOB_RE.test(n)) {
+      const digest = `sha256:${n}` as Digest;
+      try {
+        await pipeline(await layout.blobs.open(digest), new HashingStream((k) => onProgress?.((done += k), total)), sink());
+        r.blobs++;
+        r.bytes += sizes.get(n)!;
+      } catch (err) {
+        r.problems.push({ kind: 'corrupt', subject: path, message: `blob ${digest} does not match its name (${err instanceof Error ? err.message : err})` });
+      }
+    } else if (!noteTemp(path, n, r)) {
+      r.problems.push({ kind: 'stray', subject: path, message: `unexpected file in blobs/sha256: ${n}` });
+    }
+  }
+}
+
+/** Records a temp file; returns false when `name` is not one. */
+function noteTemp(path: string, name: string, r: FsckReport): boolean {
+  const m = TEMP_RE.exec(name);
+  if (!m) return false;
+  if (alive(Number(m[1]))) r.inUse.push(path);
+  else r.problems.push({ kind: 'temp', subject: path, message: `leftover temporary file of an interrupted write (process ${m[1]} is gone)` });
+  return true;
+}
+
+/** Every tagged image must have every blob it reaches, at its size. */
+async function checkImages(layout: OciLayout, r: FsckReport): Promise<void> {
+  let index;
+  try {
+    index = await layout.readIndex();
+  } catch (err) {
+    // a store never written to (a first apply that failed) has no index.json and no blob: not a problem
+    if (err instanceof BlockportError && err.code === 'ENOTFOUND' && r.blobs === 0) return;
+    r.problems.push({ kind: 'index', subject: join(layout.root, 'index.json'), message: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  for (const d of index.manifests) {
+    const name = d.annotations?.[Annotation.refName] ?? d.digest;
+    r.images++;
+    try {
+      const missing: Digest[] = [];
+      for (const x of await reachable(d, (b) => layout.readBlob(b), name)) if ((await layout.blobs.size(x.digest)) !== x.size) missing.push(x.digest);
+      if (missing.length) r.problems.push({ kind: 'missing', subject: name, message: `${name}: ${missing.length} blob(s) missing: ${missing.slice(0, 5).join(', ')}` });
+    } catch (err) {
+      r.problems.push({ kind: 'missing', subject: name, message: `${name}: ${err instanceof Error ? err.message : err}` });
+    }
+  }
+}
+
+async function checkLeftovers(layout: OciLayout, r: FsckReport): Promise<void> {
+  for (const n of await names(layout.root)) noteTemp(join(layout.root, n), n, r);
+  const staging = join(layout.root, 'staging');
+  for (const n of await names(staging)) {
+    r.problems.push({ kind: 'staging', subject: join(staging, n), message: `staged blobs of an interrupted apply (re-run that apply to finish it, or fsck --repair to delete them)` });
+  }
+}
+
+async function repair(r: FsckReport): Promise<void> {
+  for (const p of r.problems) {
+    if (p.kind !== 'temp' && p.kind !== 'staging') continue;
+    await fsp.rm(p.subject, { recursive: true, force: true });
+    p.repaired = true;
+  }
+}
+
+/**
+ * Checks the store under its lock: every blob's digest matches its name, every tagged image
+ * reaches only present blobs, and no temp file or staging folder is left over. `repair` deletes
+ * the leftovers (never a blob).
+ */
+export async function fsck(layout: OciLayout, opts: { repair?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<FsckReport> {
+  const st = await fsp.stat(layout.root).catch(() => undefined);
+  if (!st?.isDirectory()) throw new BlockportError('ENOTFOUND', `${layout.root}: no store here`, { subject: layout.root });
+  const lock = await acquireLock(join(layout.root, '.lock'), `the store ${layout.root}`);
+  try {
+    const r: FsckReport = { root: layout.root, blobs: 0, bytes: 0, images: 0, problems: [], inUse: [], ok: true };
+    await checkBlobs(layout, r, opts.onProgress);
+    await checkImages(layout, r);
+    await checkLeftovers(layout, r);
+    if (opts.repair) await repair(r);
+    r.ok = r.problems.every((p) => p.repaired);
+    return r;
+  } finally {
+    await lock.release();
+  }
+}

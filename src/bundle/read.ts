@@ -1,0 +1,99 @@
+import { Readable } from 'node:stream';
+import { sha256, type Digest } from '../digest/digest.js';
+import { BlockportError } from '../errors.js';
+import { decompressor } from '../oci/compression.js';
+import { TarReader, type TarEntry } from '../tar/reader.js';
+import { BLOCK } from '../tar/header.js';
+import {
+  MANIFEST_MEMBER,
+  MAX_MANIFEST,
+  MAX_SIGNATURE,
+  SIGNATURE_MEMBER,
+  blobMember,
+  parseBundleManifest,
+  parseSignature,
+  type BundleBlob,
+  type BundleManifest,
+  type BundleSignature,
+} from './format.js';
+import { concatFiles, findVolumes } from './volumes.js';
+
+/** One blob member: its manifest entry and its decoded bytes (not verified: the caller checks them). */
+export interface BundleEntry {
+  blob: BundleBlob;
+  index: number;
+  /** The decoded bytes; read it to the end, or do not call it to skip the member. */
+  data(): Readable;
+}
+
+/** A bundle opened for reading, positioned after bundle.json and its signature. */
+export interface OpenedBundle {
+  files: string[];
+  manifest: BundleManifest;
+  manifestBytes: Buffer;
+  /** sha256 of bundle.json: the bundle's identity. */
+  digest: Digest;
+  signature?: BundleSignature;
+  /** The blob members in manifest order, checked against it; ends by checking the end of the archive. */
+  blobs(): AsyncGenerator<BundleEntry>;
+}
+
+async function readBody(e: TarEntry, limit: number, what: string): Promise<Buffer> {
+  if (e.header.size > limit) throw new BlockportError('ECORRUPT', `${what} is larger than ${limit} bytes`);
+  const parts: Buffer[] = [];
+  for await (const c of e.body()) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
+
+function isRegular(e: TarEntry): boolean {
+  return e.header.type === 'file';
+}
+
+/**
+ * Opens a bundle (one file, or its volumes in order; a single FILE.001 finds the rest) as a stream:
+ * reads bundle.json and the optional signature, and nothing else until `blobs()` is iterated.
+ */
+export async function openBundle(args: string[]): Promise<OpenedBundle> {
+  const files = await findVolumes(args);
+  const label = files.length > 1 ? `${files[0]} (+${files.length - 1} volumes)` : files[0];
+  const reader = new TarReader(concatFiles(files), label);
+  const it = reader.entries();
+  const first = await it.next();
+  if (first.done || first.value.header.path !== MANIFEST_MEMBER || !isRegular(first.value)) {
+    throw new BlockportError('ECORRUPT', `${label}: not a blockport bundle (the first member must be ${MANIFEST_MEMBER})`, { subject: label });
+  }
+  const manifestBytes = await readBody(first.value, MAX_MANIFEST, `${label}: ${MANIFEST_MEMBER}`);
+  const manifest = parseBundleManifest(manifestBytes, `${label}: ${MANIFEST_MEMBER}`);
+  let pending = await it.next();
+  let signature: BundleSignature | undefined;
+  if (!pending.done && pending.value.header.path === SIGNATURE_MEMBER) {
+    signature = parseSignature(await readBody(pending.value, MAX_SIGNATURE, `${label}: ${SIGNATURE_MEMBER}`), `${label}: ${SIGNATURE_MEMBER}`);
+    pending = await it.next();
+  }
+  async function* blobs(): AsyncGenerator<BundleEntry> {
+    for (const [index, blob] of manifest.blobs.entries()) {
+      const r = index === 0 ? pending : await it.next();
+      if (r.done) throw new BlockportError('ECORRUPT', `${label}: truncated (ends before ${blobMember(blob)}, blob ${index + 1} of ${manifest.blobs.length})`, { subject: label });
+      const e = r.value;
+      if (e.header.path !== blobMember(blob) || !isRegular(e) || e.header.size !== blob.storedSize) {
+        throw new BlockportError('ECORRUPT', `${label}: member ${JSON.stringify(e.header.path)} (${e.header.size} bytes) where bundle.json lists ${blobMember(blob)} (${blob.storedSize} bytes)`, { subject: label });
+      }
+      yield { blob, index, data: () => decoded(e, blob, label) };
+    }
+    const end = manifest.blobs.length === 0 ? pending : await it.next();
+    if (!end.done) throw new BlockportError('ECORRUPT', `${label}: unexpected member ${JSON.stringify(end.value.header.path)} after the last blob`, { subject: label });
+    const tail = reader.tail ?? Buffer.alloc(0);
+    if (tail.length < 2 * BLOCK || tail.some((b) => b !== 0)) {
+      throw new BlockportError('ECORRUPT', `${label}: truncated (no end-of-archive marker)`, { subject: label });
+    }
+  }
+  return { files, manifest, manifestBytes, digest: sha256(manifestBytes), signature, blobs };
+}
+
+function decoded(e: TarEntry, blob: BundleBlob, label: string): Readable {
+  const body = Readable.from(e.body(), { objectMode: false, highWaterMark: 1 << 20 });
+  const d = blob.encoding === 'zstd' ? decompressor('zstd', `${label}: ${blobMember(blob)}`) : undefined;
+  if (!d) return body;
+  body.on('error', (err) => d.destroy(err));
+  return body.pipe(d);
+}
