@@ -67,6 +67,12 @@ function ustarBlock(e: NewEntry, name: string, flag: string, size: number): Buff
   return b;
 }
 
+/** A PAX time in plain decimal: String() would write tiny fractions as "1e-7", which readers refuse. */
+function paxTime(t: number): string {
+  const s = String(t);
+  return /e/i.test(s) ? t.toFixed(9).replace(/\.?0+$/, '') : s;
+}
+
 function paxRecord(key: string, value: Buffer): Buffer {
   const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
   let len = body.length + 1;
@@ -93,7 +99,7 @@ export function encodeHeader(e: NewEntry): Buffer {
   if (!fitsOctal(e.uid ?? 0, 8)) records.set('uid', Buffer.from(String(e.uid)));
   if (!fitsOctal(e.gid ?? 0, 8)) records.set('gid', Buffer.from(String(e.gid)));
   const mtime = e.mtime ?? 0;
-  if (!Number.isInteger(mtime) || !fitsOctal(mtime, 12)) records.set('mtime', Buffer.from(String(mtime)));
+  if (!Number.isInteger(mtime) || !fitsOctal(mtime, 12)) records.set('mtime', Buffer.from(paxTime(mtime)));
   if (!isAscii(e.uname ?? '') || (e.uname ?? '').length > 32) records.set('uname', Buffer.from(e.uname ?? '', 'utf8'));
   if (!isAscii(e.gname ?? '') || (e.gname ?? '').length > 32) records.set('gname', Buffer.from(e.gname ?? '', 'utf8'));
   const main = ustarBlock(e, name, FLAGS[e.type], size);
