@@ -73,7 +73,7 @@ async function receive(b: OpenedBundle, layout: OciLayout, staging: string, opts
       const count = new HashingStream((n) => {
         done += n;
         tick(label);
-      });
+      }, false);
       await streamToFileAtomic(staged, e.data(), [check, count]);
       counts.received++;
       written += blob.size;

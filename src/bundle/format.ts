@@ -92,7 +92,12 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
   if (!Array.isArray(m.targets) || !Array.isArray(m.prerequisites) || !Array.isArray(m.blobs)) fail(where, 'targets, prerequisites and blobs must be arrays');
   const targets = m.targets.map((t, i) => {
     if (!t || typeof t.name !== 'string') fail(where, `targets[${i}]: missing name`);
-    return { name: checkNameTag(t.name, `${where}: targets[${i}]`), descriptor: checkDescriptor(t.descriptor, `${where}: targets[${i}]`) };
+    try {
+      checkNameTag(t.name, `${where}: targets[${i}]`);
+    } catch {
+      fail(where, `targets[${i}]: invalid image name ${JSON.stringify(t.name)}`);
+    }
+    return { name: t.name, descriptor: checkDescriptor(t.descriptor, `${where}: targets[${i}]`) };
   });
   const prerequisites = m.prerequisites.map((p, i) => ({ digest: parseDigest(p?.digest, `${where}: prerequisites[${i}]`), size: checkSize(p.size, `${where}: prerequisites[${i}]`) }));
   const blobs = m.blobs.map((b, i) => checkBlob(b, `${where}: blobs[${i}]`));

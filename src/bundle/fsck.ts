@@ -63,7 +63,7 @@ async function checkBlobs(layout: OciLayout, r: FsckReport, onProgress?: (done: 
     if (BLOB_RE.test(n)) {
       const digest = `sha256:${n}` as Digest;
       try {
-        await pipeline(await layout.blobs.open(digest), new HashingStream((k) => onProgress?.((done += k), total)), sink());
+        await pipeline(await layout.blobs.open(digest), new HashingStream((k) => onProgress?.((done += k), total), false), sink());
         r.blobs++;
         r.bytes += sizes.get(n)!;
       } catch (err) {

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sha256 } from '../digest/digest.js';
+import { BlockportError } from '../errors.js';
+import { BUNDLE_MEDIA_TYPE, blobMember, parseBundleManifest, parseSignature } from './format.js';
+
+const blob = { digest: sha256('a'), size: 1, mediaType: 'x', encoding: 'none', storedSize: 1 };
+const good = { mediaType: BUNDLE_MEDIA_TYPE, version: 1, targets: [{ name: 'app:2', descriptor: { mediaType: 'm', digest: sha256('i'), size: 9 } }], prerequisites: [{ digest: sha256('p'), size: 4 }], blobs: [blob] };
+const parse = (v: unknown) => parseBundleManifest(Buffer.from(JSON.stringify(v)));
+const fails = (code: string, re: RegExp) => (err: unknown) => err instanceof BlockportError && err.code === code && re.test(err.message);
+
+test('a valid manifest parses; unknown fields are dropped', () => {
+  const m = parse({ ...good, extra: 1 });
+  assert.deepEqual(m, good);
+  assert.equal(blobMember({ digest: sha256('a'), encoding: 'zstd' }), `blobs/sha256/${sha256('a').slice(7)}.zst`);
+});
+
+test('bad manifests are refused with a reason', () => {
+  assert.throws(() => parse({ ...good, version: 2 }), fails('EUNSUPPORTED', /version 2/));
+  assert.throws(() => parse({ ...good, mediaType: 'x' }), fails('ECORRUPT', /not a blockport bundle/));
+  assert.throws(() => parse({ ...good, blobs: [blob, blob] }), fails('ECORRUPT', /listed twice/));
+  assert.throws(() => parse({ ...good, prerequisites: [{ digest: blob.digest, size: 1 }] }), fails('ECORRUPT', /listed twice/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...blob, encoding: 'xz' }] }), fails('ECORRUPT', /unknown encoding/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...blob, storedSize: 2 }] }), fails('ECORRUPT', /storedSize/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...blob, size: -1 }] }), fails('ECORRUPT', /invalid size/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...blob, digest: 'sha256:../../etc' }] }), fails('ECORRUPT', /invalid digest/));
+  assert.throws(() => parse({ ...good, targets: [{ ...good.targets[0], name: '../x' }] }), fails('ECORRUPT', /invalid image name/));
+  assert.throws(() => parseBundleManifest(Buffer.from('{')), fails('ECORRUPT', /invalid JSON/));
+});
+
+test('signatures must be ed25519 with a key id', () => {
+  const s = { algorithm: 'ed25519', keyId: sha256('k'), signature: 'AAAA' };
+  assert.deepEqual(parseSignature(Buffer.from(JSON.stringify(s))), s);
+  assert.throws(() => parseSignature(Buffer.from(JSON.stringify({ ...s, algorithm: 'rsa' }))), fails('ESIGNATURE', /unsupported/));
+  assert.throws(() => parseSignature(Buffer.from(JSON.stringify({ ...s, keyId: 'k' }))), fails('ESIGNATURE', /malformed/));
+});
