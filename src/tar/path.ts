@@ -1,4 +1,3 @@
-import { posix } from 'node:path';
 import { BlockportError } from '../errors.js';
 
 /**
@@ -17,20 +16,19 @@ export function cleanPath(name: string, what = 'tar entry'): string {
   return parts.join('/');
 }
 
-/** Resolves a symlink target from the folder holding the link; null when it would leave the root. */
+/**
+ * Resolves a symlink target from the folder holding the link, lexically, to a clean relative path
+ * ("" for the root); null when it would leave the root. Absolute targets start at the image root, as
+ * in a container. A `..` past the root at any step is refused, even one a runtime would clamp.
+ */
 export function resolveLink(linkDir: string, target: string): string | null {
-  const joined = target.startsWith('/') ? target : posix.join('/', linkDir, target);
-  const norm = posix.normalize(`/${joined}`);
-  // absolute targets are rooted at the image root, as in a container; only `..` past root escapes
-  let depth = 0;
+  const out: string[] = [];
   for (const part of (target.startsWith('/') ? target : `${linkDir}/${target}`).split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (depth === 0) return null;
-      depth--;
-    } else depth++;
+    if (part !== '..') out.push(part);
+    else if (out.pop() === undefined) return null;
   }
-  return norm.slice(1);
+  return out.join('/');
 }
 
 /** Whether `path` is `dir` itself or below it. */
