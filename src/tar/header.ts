@@ -69,16 +69,22 @@ export function isZeroBlock(b: Buffer): boolean {
   return true;
 }
 
-function checksumOf(b: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
-  return sum;
+/** Whether `stored` is the block's checksum: unsigned bytes, or signed ones as some old tars wrote (GNU tar and Go accept both). */
+function checksumMatches(b: Buffer, stored: number): boolean {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const v = i >= 148 && i < 156 ? 32 : b[i];
+    unsigned += v;
+    signed += v > 127 ? v - 256 : v;
+  }
+  return stored === unsigned || stored === signed;
 }
 
 /** Parses one 512-byte header block (no extensions applied). Verifies the checksum. */
 export function parseBlock(b: Buffer): Omit<TarHeader, 'pax'> & { magic: string } {
   const stored = numeric(b, 148, 8, 'checksum');
-  if (stored !== checksumOf(b)) throw new BlockportError('ECORRUPT', 'tar header: checksum mismatch (not a tar file, or corrupt)');
+  if (!checksumMatches(b, stored)) throw new BlockportError('ECORRUPT', 'tar header: checksum mismatch (not a tar file, or corrupt)');
   const magic = b.subarray(257, 263).toString('latin1');
   let name = cstring(b, 0, 100);
   if (magic === 'ustar\0' || magic === 'ustar ') {

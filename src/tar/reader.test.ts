@@ -257,6 +257,23 @@ describe('TarReader on GNU tar 1.34 output', () => {
     await assert.rejects(readAll(chunks(Buffer.from('this is not a tar archive'.repeat(40)), 4096)), isCorrupt);
   });
 
+  it('accepts the signed checksum some old tars wrote, and nothing else', async () => {
+    const block = Buffer.alloc(512);
+    block.write('caf\xe9-latin1-name', 0, 'latin1');
+    block.write('0000644\0', 100, 'latin1');
+    block.write('00000000000\0', 124, 'latin1');
+    block[156] = 0x30;
+    block.write('ustar\x0000', 257, 'latin1');
+    block.fill(0x20, 148, 156);
+    const signed = block.reduce((a, b) => a + (b > 127 ? b - 256 : b), 0);
+    for (const [sum, ok] of [[signed, true], [signed + 1, false]] as const) {
+      block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      const archive = Buffer.concat([block, Buffer.alloc(1024)]);
+      if (!ok) await assert.rejects(readAll(chunks(archive, 512)), isCorrupt);
+      else assert.ok(reemit(await readAll(chunks(archive, 512))).equals(archive));
+    }
+  });
+
   it('an empty source is an empty archive; a huge extension header is refused', async () => {
     const empty = await readAll(chunks(Buffer.alloc(0), 1));
     assert.deepEqual([empty.entries.length, empty.tail.length], [0, 0]);
