@@ -22,6 +22,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Flushes a file's data to the disk. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await fsp.open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Writes `data` to `path` atomically: temp file, fsync, rename. Readers see old or new, never half. */
 export async function writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
   const tmp = tempPathFor(path);
@@ -51,17 +61,13 @@ export async function streamToFileAtomic(
   source: Readable,
   transforms: NodeJS.ReadWriteStream[],
   commit: (tmp: string) => Promise<void> = (tmp) => fsp.rename(tmp, path),
+  options: { sync?: boolean } = {},
 ): Promise<void> {
   const tmp = tempPathFor(path);
   try {
     const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
     await pipeline([source, ...transforms, out] as unknown as NodeJS.ReadWriteStream[]);
-    const fh = await fsp.open(tmp, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    if (options.sync !== false) await fsyncFile(tmp);
     await commit(tmp);
   } catch (err) {
     await fsp.rm(tmp, { force: true });

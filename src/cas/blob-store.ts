@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { streamToFileAtomic, fsyncDir } from './atomic.js';
+import { fsyncDir, fsyncFile, streamToFileAtomic } from './atomic.js';
 
 /** What a write stored: the digest and size of the bytes that arrived. */
 export interface StoredBlob {
@@ -36,9 +36,28 @@ export interface BlobStore extends BlobReader {
 /** Blobs in an OCI image layout's `blobs/sha256/` folder. */
 export class FsBlobStore implements BlobStore {
   readonly dir: string;
+  private readonly pending: Promise<void>[] = [];
 
-  constructor(readonly root: string) {
+  /**
+   * With `deferSync`, `put` returns once the bytes are written and hashed, and the fsync + rename
+   * that make a blob durable and visible run in the background until `flush`: a writer of many
+   * blocks then waits for the disk once, not once per block. Callers must `flush` before relying
+   * on the blobs (LayoutImageWriter does so before tagging).
+   */
+  constructor(
+    readonly root: string,
+    private readonly options: { deferSync?: boolean } = {},
+  ) {
     this.dir = join(root, 'blobs', 'sha256');
+  }
+
+  /** Waits for every deferred write to be durable and in place; throws the first failure. */
+  async flush(): Promise<void> {
+    const all = this.pending.splice(0);
+    const results = await Promise.allSettled(all);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (all.length) await fsyncDir(this.dir);
   }
 
   path(digest: Digest): string {
@@ -84,17 +103,26 @@ export class FsBlobStore implements BlobStore {
     const hashing = expected ? undefined : new HashingStream();
     const check = expected ? new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`) : hashing!;
     let stored: StoredBlob | undefined;
-    await streamToFileAtomic(join(this.dir, 'incoming'), source, [check], async (tmp) => {
-      const sum = hashing ? hashing.summary : { digest: expected!.digest, size: expected!.size };
+    const deferred = Boolean(this.options.deferSync);
+    const place = async (tmp: string) => {
+      const sum = stored!;
       if ((await this.size(sum.digest)) === sum.size) {
-        stored = { ...sum, created: false };
         await fsp.rm(tmp, { force: true });
         return;
       }
-      stored = { ...sum, created: true };
+      if (deferred) await fsyncFile(tmp);
       await fsp.rename(tmp, this.path(sum.digest));
-      await fsyncDir(this.dir);
-    });
+      if (!deferred) await fsyncDir(this.dir); // deferred writes sync the folder once, in flush
+    };
+    await streamToFileAtomic(join(this.dir, 'incoming'), source, [check], async (tmp) => {
+      const sum = hashing ? hashing.summary : { digest: expected!.digest, size: expected!.size };
+      stored = { ...sum, created: (await this.size(sum.digest)) !== sum.size };
+      if (!deferred) return place(tmp);
+      this.pending.push(place(tmp).catch(async (err) => {
+        await fsp.rm(tmp, { force: true });
+        throw err;
+      }));
+    }, { sync: !deferred });
     return stored!;
   }
 

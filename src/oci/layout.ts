@@ -142,20 +142,27 @@ export class LayoutImageReader implements ImageReader {
   async close(): Promise<void> {}
 }
 
-/** Writes blobs straight into the layout (content-addressed, so harmless if never tagged). */
+/**
+ * Writes blobs straight into the layout (content-addressed, so harmless if never tagged). Blob
+ * writes are made durable together, once, before the tag appears.
+ */
 export class LayoutImageWriter implements ImageWriter {
+  private readonly blobs: FsBlobStore;
+
   constructor(
     readonly ref: string,
     readonly layout: OciLayout,
     readonly tagName: string | undefined,
-  ) {}
+  ) {
+    this.blobs = new FsBlobStore(layout.root, { deferSync: true });
+  }
 
   async hasBlob(desc: Descriptor): Promise<boolean> {
     return (await this.layout.blobs.size(desc.digest)) === desc.size;
   }
 
   putBlob(source: Readable, expected?: StoredBlob): Promise<StoredBlob> {
-    return this.layout.blobs.put(source, expected);
+    return this.blobs.put(source, expected);
   }
 
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {
@@ -164,9 +171,12 @@ export class LayoutImageWriter implements ImageWriter {
     await this.layout.blobs.put(await from.openBlob(desc), { digest: desc.digest, size: desc.size });
   }
 
-  commit(top: Descriptor): Promise<void> {
-    return this.layout.tag(top, this.tagName);
+  async commit(top: Descriptor): Promise<void> {
+    await this.blobs.flush();
+    await this.layout.tag(top, this.tagName);
   }
 
-  async abort(): Promise<void> {}
+  async abort(): Promise<void> {
+    await this.blobs.flush().catch(() => {});
+  }
 }
