@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FIXED_MTIME, gnuTarLayer, makeTree, nastyTree, pseudoRandom, run, tempDir, type FsNode } from '../../test/fixtures/images.js';
+import { FIXED_MTIME, capabilities, gnuTarLayer, makeTree, nastyTree, pseudoRandom, run, tempDir, type FsNode } from '../../test/fixtures/images.js';
 import { BlockportError } from '../errors.js';
 import { xattrsOf, type TarHeader } from './header.js';
 import { TarReader, type TarEntry } from './reader.js';
@@ -100,9 +100,8 @@ describe('TarReader on GNU tar 1.34 output', () => {
 
   before(async () => {
     t = await tempDir('tar-reader');
-    // a device node needs CAP_MKNOD, which some containers lack even as root: skip that case then
-    const devices = await run('mknod', [join(t.dir, 'probe'), 'c', '1', '3']).then(() => true, () => false);
-    nodes = [...nastyTree({ devices }), ...extra];
+    // device nodes and xattrs are left out where the machine cannot make them (see capabilities())
+    nodes = [...nastyTree(), ...(capabilities().xattrs ? extra : extra.filter((n) => !n.xattrs))];
     root = join(t.dir, 'root');
     await makeTree(root, nodes);
     for (const format of ['posix', 'gnu'] as const) {
