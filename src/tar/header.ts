@@ -157,6 +157,8 @@ export function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
   h.mtime = num('mtime', true) ?? h.mtime;
   if (!Number.isSafeInteger(h.size)) throw new BlockportError('ECORRUPT', 'tar PAX header: size too large');
   h.pax = pax;
+  // a GNU PAX sparse file: the data is a sparse map plus fragments, not the file; never treat it as one
+  if (h.type === 'file' && [...pax.keys()].some((k) => k.startsWith('GNU.sparse.'))) h.type = 'other';
 }
 
 /** The extended attributes of an entry (SCHILY.xattr.* records), values as bytes. */

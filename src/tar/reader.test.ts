@@ -209,6 +209,21 @@ describe('TarReader on GNU tar 1.34 output', () => {
     assert.ok(reemit(read).equals(src));
   });
 
+  it('GNU sparse files are "other" entries, passed through byte for byte', async () => {
+    const dir = join(t.dir, 'sparse');
+    await makeTree(dir, [{ path: 'small', type: 'file', content: 'x' }]);
+    await run('truncate', ['-s', '20M', join(dir, 'sparse')]);
+    await run('dd', ['of=' + join(dir, 'sparse'), 'bs=1', 'seek=5000000', 'conv=notrunc'], { input: 'data' });
+    for (const format of ['posix', 'gnu'] as const) {
+      const out = join(t.dir, `sparse-${format}.tar`);
+      await run('tar', ['-C', dir, '--sparse', `--format=${format}`, '-cf', out, 'small', 'sparse']);
+      const src = await readFile(out);
+      const read = await readAll(chunks(src, 1 << 16));
+      assert.deepEqual(read.entries.map((e) => e.entry.header.type), ['file', 'other'], format);
+      assert.ok(reemit(read).equals(src));
+    }
+  });
+
   it('a 3 MB body streams through intact, read or skipped', async () => {
     const want = sha(Buffer.concat([...pseudoRandom(3_000_000, 11)]));
     for (const size of [4097, 1 << 16, 1 << 20]) {
