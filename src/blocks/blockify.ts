@@ -19,6 +19,7 @@ import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
+import { refuseThroughSymlink } from './standard-layer.js';
 
 export interface BlockifyOptions {
   rules: BlockRules;
@@ -75,6 +76,8 @@ class LayerBlockifier {
   stats = { entries: 0, blocks: 0, newBlocks: 0, blockBytes: 0 };
   private spool?: FolderSpool;
   private readonly doneFolders = new Set<string>();
+  /** Symlinks seen so far in this layer: materialize refuses imports below them, so none is made. */
+  private readonly symlinks = new Set<string>();
   private spools = 0;
 
   constructor(
@@ -84,6 +87,7 @@ class LayerBlockifier {
   ) {}
 
   private async putBlock(body: Readable, mediaType: string, path: string): Promise<Descriptor> {
+    refuseThroughSymlink(path.replace(/\/$/, ''), this.symlinks, `tar entry /${path}`);
     const stored = await this.dst.putBlob(body);
     this.stats.blocks++;
     this.stats.blockBytes += stored.size;
@@ -144,6 +148,7 @@ class LayerBlockifier {
       this.stats.entries++;
       const h = entry.header;
       const path = cleanPath(h.path, 'layer');
+      if (h.type === 'symlink') this.symlinks.add(path);
       if (this.spool && !isWithin(path, this.spool.folder)) yield* this.finishFolder();
       if (!this.spool && path !== '') {
         const folder = this.matcher.folderOf(path, h.type === 'dir');

@@ -72,6 +72,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
     const counter = { bytes: 0 };
     const layers: MaterializedLayer[] = [];
     const image: DockerArchiveImage = { configBytes: src.configBytes, repoTags, layers: [] };
+    let current = 0; // the layer being written, for the error message
     for (const [i, desc] of src.manifest.layers.entries()) {
       const size = await layerSize(src, desc, access);
       layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
@@ -80,6 +81,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
         size,
         open: async () => {
           opts.signal?.throwIfAborted();
+          current = i;
           const check = new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`);
           const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
           body.on('error', (e) => check.destroy(e));
@@ -91,7 +93,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
       if ('file' in target) await writeDockerArchiveFile(target.file, image);
       else await writeDockerArchive(target.stream, image);
     } catch (err) {
-      await explain(err, access, -1);
+      await explain(err, access, current);
     }
     return { configDigest: src.manifest.config.digest, layers };
   } finally {

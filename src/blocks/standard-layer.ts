@@ -69,7 +69,7 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): A
 }
 
 /** An import must not land below a symlink of the same layer: the files would be written through it. */
-function refuseThroughSymlink(path: string, symlinks: Set<string>, where: string): void {
+export function refuseThroughSymlink(path: string, symlinks: Set<string>, where: string): void {
   const parts = path.split('/');
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join('/');

@@ -45,9 +45,18 @@ export function spawnFilter(cmd: string, args: string[], what: string): Duplex {
   return duplex;
 }
 
+/** A gunzip whose failures are ECORRUPT naming `what`: zlib reports bad input as bare "unknown header flags set". */
+function gunzip(what: string): Duplex {
+  const z = createGunzip({ chunkSize: 1 << 20 });
+  const destroy = z._destroy.bind(z);
+  const fromZlib = (e: Error | null | undefined) => /^Z_/.test(String((e as NodeJS.ErrnoException | undefined)?.code));
+  z._destroy = (err, cb) => destroy(err, (e) => cb(fromZlib(e) ? new BlockportError('ECORRUPT', `${what}: corrupt gzip data (${e!.message})`, { cause: e }) : e));
+  return z;
+}
+
 /** A transform that decompresses `c`. */
 export function decompressor(c: Compression, what: string): Duplex | undefined {
-  if (c === 'gzip') return createGunzip({ chunkSize: 1 << 20 });
+  if (c === 'gzip') return gunzip(what);
   if (c === 'zstd') return spawnFilter('zstd', ['-d', '-c', '-q', '--long=31'], what);
   return undefined;
 }
