@@ -4,13 +4,14 @@ import type { ImageReader, ImageWriter } from './image.js';
 import { LayoutImageWriter, OciLayout } from './layout.js';
 import { OciArchiveWriter, openOciArchive } from './oci-archive.js';
 import { parseRef, storeHome, type ImageRef } from './reference.js';
+import { openRemoteImage, openRemoteWriter } from '../registry/remote-image.js';
 
 /** The local store: an OCI image layout whose tags are NAME:TAG. */
 export function openStore(env: NodeJS.ProcessEnv = process.env): OciLayout {
   return new OciLayout(storeHome(env));
 }
 
-/** Opens any reference for reading (oci:, oci-archive:, docker-archive:, or a store NAME:TAG). */
+/** Opens any reference for reading (oci:, oci-archive:, docker-archive:, docker://, or a store NAME:TAG). */
 export async function openImage(ref: string | ImageRef): Promise<ImageReader> {
   const r = typeof ref === 'string' ? parseRef(ref) : ref;
   const name = typeof ref === 'string' ? ref : JSON.stringify(ref);
@@ -21,6 +22,8 @@ export async function openImage(ref: string | ImageRef): Promise<ImageReader> {
       return openOciArchive(r.file, r.tag, name);
     case 'docker-archive':
       return openDockerArchive(r.file, r.name, name);
+    case 'docker':
+      return openRemoteImage(typeof ref === 'string' ? ref : r);
     case 'store':
       return openStore().openImage(r.name, name).catch((err) => {
         if (err instanceof BlockportError && err.code === 'ENOTFOUND') {
@@ -48,6 +51,8 @@ export async function openWriter(ref: string | ImageRef): Promise<ImageWriter> {
       await layout.init();
       return new LayoutImageWriter(name, layout, r.name);
     }
+    case 'docker':
+      return openRemoteWriter(typeof ref === 'string' ? ref : r);
     case 'docker-archive':
       throw new BlockportError('EUNSUPPORTED', `${name}: a block-form image cannot be written as a docker-archive (it has no place for blocks); use oci:, oci-archive: or the store`);
   }

@@ -1,0 +1,86 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../oci/types.js';
+import type { ImageReader } from '../oci/image.js';
+import { formatRef, parseRef, type ImageRef } from '../oci/reference.js';
+import { resolveImage, type ResolvedImage } from '../oci/resolve.js';
+import { BlockportError } from '../errors.js';
+import { clientFor, type ClientOptions, type RegistryClient } from './client.js';
+import { RemoteImageWriter, type PushStats, type RemoteWriterOptions } from './remote-writer.js';
+import { isManifestType, Repository } from './repository.js';
+
+export type DockerRef = Extract<ImageRef, { transport: 'docker' }>;
+
+/** How to reach a registry: a client to share, or options for a new one. */
+export interface RemoteOptions extends ClientOptions {
+  client?: RegistryClient;
+}
+
+/** Accepts "docker://..." or a parsed docker reference. */
+export function dockerRef(ref: string | DockerRef): DockerRef {
+  const r = typeof ref === 'string' ? parseRef(ref) : ref;
+  if (r.transport !== 'docker') throw new BlockportError('EUSAGE', `${String(ref)}: not a docker:// reference`);
+  return r;
+}
+
+/** The client and repository handle a reference names. */
+export function repositoryFor(r: DockerRef, push: boolean, options: RemoteOptions = {}): Repository {
+  return new Repository(options.client ?? clientFor(r.host, options), r.repo, push);
+}
+
+/** An image read from a registry: manifests fetched once and verified, blobs streamed and verified. */
+export class RemoteImageReader implements ImageReader {
+  readonly manifest;
+  readonly manifestBytes;
+  readonly manifestDescriptor;
+  readonly config;
+  readonly configBytes;
+
+  constructor(
+    readonly ref: string,
+    readonly repo: Repository,
+    readonly resolved: ResolvedImage,
+  ) {
+    this.manifest = resolved.manifest;
+    this.manifestBytes = resolved.manifestBytes;
+    this.manifestDescriptor = resolved.manifestDescriptor;
+    this.config = resolved.config;
+    this.configBytes = resolved.configBytes;
+  }
+
+  openBlob(desc: Descriptor): Promise<Readable> {
+    return this.repo.openBlob(desc);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Opens docker://HOST/REPO:TAG (or @DIGEST) for reading. A tag naming an index is followed as for
+ * layouts: the block-form manifest of a blockport index, else the host's platform.
+ */
+export async function openRemoteImage(ref: string | DockerRef, options: RemoteOptions = {}): Promise<RemoteImageReader> {
+  const r = dockerRef(ref);
+  const name = typeof ref === 'string' ? ref : formatRef(r);
+  const repo = repositoryFor(r, false, options);
+  const top = await repo.getManifest(r.digest ?? r.tag!);
+  const read = async (d: Descriptor): Promise<Buffer> => {
+    if (d.digest === top.descriptor.digest) return top.bytes;
+    if (isManifestType(d.mediaType)) return (await repo.getManifest(d.digest)).bytes;
+    return repo.readBlob(d);
+  };
+  const resolved = await resolveImage(top.descriptor, read, name);
+  return new RemoteImageReader(name, repo, resolved);
+}
+
+/**
+ * Opens docker://HOST/REPO:TAG for writing. Asks the registry about the tag first, so missing
+ * credentials fail before any work is done.
+ */
+export async function openRemoteWriter(ref: string | DockerRef, options: RemoteOptions & RemoteWriterOptions = {}): Promise<RemoteImageWriter> {
+  const r = dockerRef(ref);
+  const repo = repositoryFor(r, true, options);
+  await repo.hasManifest(r.digest ?? r.tag!);
+  return new RemoteImageWriter(typeof ref === 'string' ? ref : formatRef(r), repo, { tag: r.tag, digest: r.digest }, options);
+}
+
+export { RemoteImageWriter, type PushStats, type RemoteWriterOptions };
