@@ -51,9 +51,13 @@ export class BlockAccess {
     return access;
   }
 
-  descriptor(digest: Digest, where: string): Descriptor {
+  /** The manifest's descriptor of a block an import names; it must be of the kind the import needs. */
+  descriptor(digest: Digest, where: string, mediaType?: string): Descriptor {
     const d = this.blocks.get(digest);
     if (!d) throw new BlockportError('EMISSING', `${where}: imports block ${digest}, which the manifest does not list`, { subject: digest });
+    if (mediaType && d.mediaType !== mediaType) {
+      throw new BlockportError('ECORRUPT', `${where}: block ${digest} is a ${d.mediaType}, not a ${mediaType}`, { subject: digest });
+    }
     return d;
   }
 

@@ -4,7 +4,7 @@ import { BlockportError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
 import type { ImageReader } from '../oci/image.js';
 import { readSmall } from '../oci/json.js';
-import { isBlockLayer } from '../oci/media-types.js';
+import { MediaType, isBlockLayer } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
@@ -14,20 +14,26 @@ import type { BlockAccess } from './block-access.js';
 import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry, type ImportEntry } from './import-entry.js';
 
 /** Parses raw header bytes kept in an import entry and checks they describe `path` with `size` bytes. */
-async function checkRaw(raw: Buffer, path: string, size: number, fileOnly: boolean, where: string): Promise<void> {
+async function checkRaw(raw: Buffer, path: string, size: number, type: TarHeader['type'] | 'file', where: string): Promise<void> {
   const reader = new TarReader(Readable.from([raw, Buffer.alloc(1024)]), `${where}: raw header`);
   let header: TarHeader | undefined;
   let rawLen = 0;
+  let global = false;
   for await (const e of reader.entries()) {
     header = e.header;
     rawLen = e.raw.length;
+    global = e.global;
     break;
   }
-  if (!header || rawLen !== raw.length) throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} is malformed`, { subject: where });
+  // a global header would change how every later entry of the layer reads (docs/spec.md 6.5)
+  if (!header || rawLen !== raw.length || global || header.type === 'other') {
+    throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} is malformed`, { subject: where });
+  }
   const got = cleanPath(header.path, where);
   if (got !== path) throw new BlockportError('EUNSAFE', `${where}: raw header names /${got}, not /${path}`, { subject: where });
-  if (fileOnly && header.type !== 'file' && header.type !== 'contiguous') {
-    throw new BlockportError('EUNSAFE', `${where}: raw header for /${path} is not a regular file`, { subject: where });
+  const asFile = (t: string) => (t === 'contiguous' ? 'file' : t);
+  if (asFile(header.type) !== asFile(type)) {
+    throw new BlockportError('EUNSAFE', `${where}: raw header for /${path} is a ${header.type}, the block holds a ${type}`, { subject: where });
   }
   if (header.size !== size) throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} says ${header.size} bytes, block has ${size}`, { subject: where });
 }
@@ -44,16 +50,16 @@ function synthesize(e: ImportEntry, path: string, base: Partial<TarHeader> & Pic
 }
 
 async function* fileImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
-  const d = access.descriptor(e.block, where);
+  const d = access.descriptor(e.block, where, MediaType.blockFile);
   if (d.size !== e.size) throw new BlockportError('ECORRUPT', `${where}: size ${e.size} differs from block ${d.digest} (${d.size} bytes)`, { subject: where });
-  if (e.raw) await checkRaw(e.raw, e.path, d.size, true, where);
+  if (e.raw) await checkRaw(e.raw, e.path, d.size, 'file', where);
   yield e.raw ?? synthesize(e, e.path, { type: 'file', size: d.size });
   yield* await access.open(d);
   yield padding(d.size);
 }
 
 async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
-  const d = access.descriptor(e.block, where);
+  const d = access.descriptor(e.block, where, MediaType.blockDir);
   const idx = await access.dirIndex(d);
   const members = e.members ?? [{ rel: '.' }, ...[...idx.keys()].map((rel) => ({ rel }))];
   for (const m of members) {
@@ -61,7 +67,7 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): A
     const loc = m.rel === '.' ? undefined : idx.get(m.rel);
     if (m.rel !== '.' && !loc) throw new BlockportError('ECORRUPT', `${where}: member ${m.rel} is not in block ${d.digest}`, { subject: d.digest });
     const size = loc?.header.size ?? 0;
-    if (m.raw) await checkRaw(m.raw, path, size, false, where);
+    if (m.raw) await checkRaw(m.raw, path, size, loc?.header.type ?? 'dir', where);
     yield m.raw ?? synthesize(e, path, loc?.header ?? { type: 'dir', size: 0 });
     if (loc && size > 0) yield* await access.range(d, loc.offset, size);
     yield padding(size);

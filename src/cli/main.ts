@@ -22,7 +22,10 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces on errors')
     .version('0.1.0')
     .addHelpText('after', REFS)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // set before the subcommands are added, so they inherit them: usage errors then exit 2
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   program
     .command('blockify')
@@ -78,8 +81,6 @@ Examples:
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const debug = argv.includes('--debug');
   try {
     await program.parseAsync(argv);
@@ -101,6 +102,12 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
+
+// `blockport images | head` closes our stdout early: that is not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 main(process.argv).then((code) => {
   process.exitCode = code;
