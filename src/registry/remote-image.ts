@@ -80,7 +80,8 @@ export async function openRemoteWriter(ref: string | DockerRef, options: RemoteO
   const r = dockerRef(ref);
   const repo = repositoryFor(r, true, options);
   await repo.hasManifest(r.digest ?? r.tag!);
-  return new RemoteImageWriter(typeof ref === 'string' ? ref : formatRef(r), repo, { tag: r.tag, digest: r.digest }, options);
+  const childTags = options.childTags ?? (options.env ?? process.env).BLOCKPORT_REGISTRY_CHILD_TAGS !== '0';
+  return new RemoteImageWriter(typeof ref === 'string' ? ref : formatRef(r), repo, { tag: r.tag, digest: r.digest }, { ...options, childTags });
 }
 
 export { RemoteImageWriter, type PushStats, type RemoteWriterOptions };

@@ -9,6 +9,7 @@ import { checkSize, HashingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import type { ImageReader, ImageWriter } from '../oci/image.js';
 import { parseJson, readSmall } from '../oci/json.js';
+import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 import { TaskPool } from './pool.js';
 import { isManifestType, Repository } from './repository.js';
@@ -33,6 +34,18 @@ export interface RemoteWriterOptions {
   concurrency?: number;
   /** See UploadOptions.chunkSize. */
   chunkSize?: number;
+  /**
+   * Also tag the manifests of a blockport index (`TAG.blockport-I` for position I), so that
+   * registries whose GC drops untagged manifests even when an index references them (distribution
+   * 2.x `garbage-collect --delete-untagged`) keep the image. Default true.
+   */
+  childTags?: boolean;
+}
+
+/** The tag manifest `i` of the blockport index tagged `tag` also gets (at most 128 characters). */
+export function childTag(tag: string, i: number): string {
+  const suffix = `.blockport-${i}`;
+  return `${tag.slice(0, 128 - suffix.length)}${suffix}`;
 }
 
 /** Registries refuse larger manifests; smaller JSON blobs are looked at before they are sent. */
@@ -137,13 +150,13 @@ export class RemoteImageWriter implements ImageWriter {
   }
 
   /** A small blob read whole: held if it is a manifest, else uploaded from memory. */
-  private async putSmall(bytes: Buffer, absent = false): Promise<StoredBlob> {
+  private async putSmall(bytes: Buffer): Promise<StoredBlob> {
     const blob = { digest: sha256(bytes), size: bytes.length };
     if (looksLikeManifest(bytes)) {
       this.held.set(blob.digest, bytes);
       return { ...blob, created: true };
     }
-    if (!absent && (await this.hasBlob(blob))) {
+    if (await this.hasBlob(blob)) {
       this.skip(blob.size);
       return { ...blob, created: false };
     }
@@ -158,11 +171,11 @@ export class RemoteImageWriter implements ImageWriter {
   /** A blob whose digest is promised: streamed straight up, verified on the way. */
   private async putKnown(source: Readable, expected: StoredBlob): Promise<StoredBlob> {
     const blob = { digest: expected.digest, size: checkSize(expected.size, `blob ${expected.digest}`) };
-    if (this.held.has(blob.digest) || (await this.hasBlob(blob))) {
+    if (this.held.has(blob.digest)) {
       await drain(source);
-      if (!this.held.has(blob.digest)) this.skip(blob.size);
       return { ...blob, created: false };
     }
+    // small JSON first: a manifest is no blob, so asking for it under /blobs/ would be wasted
     if (blob.size <= MAX_MANIFEST) {
       const p = await peek(source);
       source = p.stream;
@@ -171,8 +184,13 @@ export class RemoteImageWriter implements ImageWriter {
         if (bytes.length !== blob.size || sha256(bytes) !== blob.digest) {
           throw new BlockportError('EDIGEST', `blob ${blob.digest}: content does not match (got ${sha256(bytes)}, ${bytes.length} bytes)`, { subject: blob.digest });
         }
-        return this.putSmall(bytes, true);
+        return this.putSmall(bytes);
       }
+    }
+    if (await this.hasBlob(blob)) {
+      await drain(source);
+      this.skip(blob.size);
+      return { ...blob, created: false };
     }
     this.present.add(blob.digest);
     this.count(await uploadBlob(this.repo, blob, { stream: source }, { chunkSize: this.options.chunkSize, signal: this.aborter.signal }), blob.size);
@@ -245,8 +263,9 @@ export class RemoteImageWriter implements ImageWriter {
     const where = `${this.ref}: manifest ${desc.digest}`;
     const doc = parseJson<ImageIndex & ImageManifest>(bytes, where);
     if (Array.isArray(doc.manifests)) {
-      for (const child of doc.manifests) {
-        if (isManifestType(child.mediaType)) await this.pushManifest(child, child.digest, depth + 1);
+      const tagChildren = this.options.childTags !== false && depth === 0 && this.target.tag !== undefined && doc.artifactType === MediaType.blockImage;
+      for (const [i, child] of doc.manifests.entries()) {
+        if (isManifestType(child.mediaType)) await this.pushManifest(child, tagChildren && this.held.has(child.digest) ? childTag(this.target.tag!, i) : child.digest, depth + 1);
         else await this.ensureBlob(child, where);
       }
     } else {
