@@ -3,6 +3,7 @@ import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import { openImage, openWriter } from '../oci/open.js';
+import { parseRef } from '../oci/reference.js';
 import type { CliContext } from './context.js';
 import { humanSize, shortDigest, table } from './format.js';
 
@@ -35,6 +36,7 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
     exclude: flags.exclude,
   });
   const compression = parseCompression(flags.compress, 'gzip');
+  parseRef(dst); // a bad destination is a usage error before any work
   const reader = await openImage(src);
   try {
     const writer = await openWriter(dst);
