@@ -122,7 +122,10 @@ export async function uploadBlob(repo: Repository, blob: { digest: Digest; size:
     try {
       return await attempt(repo, blob, source, o, what);
     } catch (err) {
-      if (n >= tries || !retryable(err) || o.signal?.aborted) throw err;
+      if (!retryable(err) || o.signal?.aborted) throw err;
+      // the answer may be what got lost: a registry that has the blob needs no second session
+      if ((await repo.blobSize(blob.digest).catch(() => undefined)) === blob.size) return 'uploaded';
+      if (n >= tries) throw err;
       await sleep((o.backoffMs ?? 250) * 4 ** (n - 1));
     }
   }
