@@ -51,7 +51,7 @@ async function checkPrerequisites(m: BundleManifest, layout: OciLayout, label: s
   const missing: Digest[] = [];
   for (const p of m.prerequisites) if ((await layout.blobs.size(p.digest)) !== p.size) missing.push(p.digest);
   if (missing.length === 0) return;
-  const list = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, ... (${missing.length - 8} more)` : '');
+  const list = missing.slice(0, 3).join(', ') + (missing.length > 3 ? `, ... (${missing.length - 3} more)` : '');
   throw new BlockportError('EMISSING', `${label} needs ${missing.length} blob(s) this store lacks (apply the earlier update first, or bundle with --have from 'blockport inventory'): ${list}`, { subject: missing[0] });
 }
 
@@ -108,7 +108,7 @@ async function checkComplete(m: BundleManifest, layout: OciLayout, staging: stri
       const here = (await sizeOf(join(staging, digestHex(d.digest)))) ?? (await layout.blobs.size(d.digest));
       if (here !== d.size) missing.push(d.digest);
     }
-    if (missing.length) throw new BlockportError('EMISSING', `${label}: ${t.name} needs ${missing.length} blob(s) neither in the bundle nor in the store: ${missing.slice(0, 8).join(', ')}`, { subject: missing[0] });
+    if (missing.length) throw new BlockportError('EMISSING', `${label}: ${t.name} needs ${missing.length} blob(s) neither in the bundle nor in the store: ${missing.slice(0, 3).join(', ')}`, { subject: missing[0] });
     await resolveImage(t.descriptor, read, `${label}: ${t.name}`);
   }
 }

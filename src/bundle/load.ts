@@ -8,12 +8,20 @@ export type LoadTool = 'docker' | 'podman';
 /** Runs `cmd args` to its end; resolves with its exit code (-1 when it cannot start) and output. */
 function probe(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // our own timer: spawn's `timeout` keeps the process alive when the command does not exist
+    const timer = setTimeout(() => child.kill(), timeoutMs);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', () => resolve({ code: -1, out: '' }));
-    child.on('close', (code) => resolve({ code: code ?? -1, out }));
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve({ code: -1, out: '' });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out });
+    });
   });
 }
 

@@ -1,0 +1,119 @@
+/**
+ * A vendor and its customers for the update-bundle tests: images built by GNU tar + umoci (app:1,
+ * app:2 with one jar and the application changed, worker:1 sharing app:2's jars), blockified into a
+ * vendor store, and a signing key. Every blockport call is a child process, as a user runs it.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { blockport, type CliResult } from './cli.js';
+import { gnuTarLayer, javaLikeTree, makeTree, run, tempDir, umociImage, type FsNode } from './fixtures/images.js';
+
+export interface Scenario {
+  dir: string;
+  /** The vendor's standard images: tags 1, 2 and w1. */
+  oci: string;
+  /** The vendor's store (BLOCKPORT_HOME) with app:1, app:2, worker:1 in block form. */
+  vendor: string;
+  key: string;
+  pub: string;
+  /** Size of the one jar that changed from v1 to v2. */
+  changedJar: number;
+  /** Uncompressed size of the jars layer. */
+  jarLayer: number;
+  cleanup(): Promise<void>;
+}
+
+const JARS = { jars: 14, seed: 5, minSize: 150_000, maxSize: 600_000 };
+const CHANGED = 3;
+
+function appTree(version: number): FsNode[] {
+  return [
+    { path: 'app/app.jar', type: 'file', content: { size: 40_000, seed: 100 + version } },
+    { path: 'app/config.yml', type: 'file', content: `version: ${version}\n` },
+  ];
+}
+
+/** Runs blockport with BLOCKPORT_HOME=home; `extra` adds environment. */
+export function bp(home: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return blockport(args, { BLOCKPORT_HOME: home, ...extra });
+}
+
+/** Like `bp`, failing the test with stderr unless the exit code is 0. */
+export async function bpOk(home: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const r = await bp(home, args, extra);
+  if (r.code !== 0) throw new Error(`blockport ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+export async function vendorScenario(): Promise<Scenario> {
+  const t = await tempDir('bundle');
+  const dir = t.dir;
+  const at = (n: string) => join(dir, n);
+  const v2jars = javaLikeTree({ ...JARS, changed: [CHANGED] });
+  const trees: Record<string, FsNode[]> = {
+    base: [{ path: 'etc/os-release', type: 'file', content: 'ID=fixture\n' }, { path: 'bin/sh', type: 'file', mode: 0o755, content: { size: 200_000, seed: 1 } }],
+    jars1: javaLikeTree(JARS),
+    jars2: v2jars,
+    app1: appTree(1),
+    app2: appTree(2),
+    worker: [{ path: 'srv/worker.jar', type: 'file', content: { size: 30_000, seed: 300 } }],
+  };
+  for (const [name, nodes] of Object.entries(trees)) {
+    await makeTree(at(name), nodes);
+    await gnuTarLayer(at(name), at(`${name}.tar`));
+  }
+  const oci = at('oci');
+  await umociImage(oci, '1', [at('base.tar'), at('jars1.tar'), at('app1.tar')]);
+  await umociImage(oci, '2', [at('base.tar'), at('jars2.tar'), at('app2.tar')]);
+  await umociImage(oci, 'w1', [at('base.tar'), at('jars2.tar'), at('worker.tar')]);
+  const vendor = at('vendor');
+  await bpOk(vendor, ['blockify', `oci:${oci}:1`, 'app:1', '--preset', 'java']);
+  await bpOk(vendor, ['blockify', `oci:${oci}:2`, 'app:2', '--preset', 'java']);
+  await bpOk(vendor, ['blockify', `oci:${oci}:w1`, 'worker:1', '--preset', 'java']);
+  await bpOk(vendor, ['keygen', '-o', at('vendor')]);
+  const jar = v2jars.find((n) => n.path.startsWith(`usr/share/java/lib-${CHANGED}-`))!;
+  return {
+    dir,
+    oci,
+    vendor,
+    key: at('vendor.key'),
+    pub: at('vendor.pub'),
+    changedJar: (jar.content as { size: number }).size,
+    jarLayer: (await stat(at('jars2.tar'))).size,
+    cleanup: t.cleanup,
+  };
+}
+
+/** Copies a store (or any folder) with everything kept. */
+export async function copyDir(from: string, to: string): Promise<void> {
+  await run('cp', ['-a', from, to]);
+}
+
+/** Every file under `root` with its size and sha256: two equal listings are the same visible state. */
+export async function listing(root: string, skip: (rel: string) => boolean = () => false): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const n of (await readdir(d, { withFileTypes: true }).catch(() => [])).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, n.name);
+      const rel = relative(root, p);
+      if (skip(rel)) continue;
+      if (n.isDirectory()) await walk(p);
+      else out.push(`${rel} ${createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)}`);
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** The visible state of a store: blobs, index.json and oci-layout (not locks, staging or trust). */
+export function storeState(home: string): Promise<string[]> {
+  return listing(home, (rel) => rel === '.lock' || rel === '.index.lock' || rel.startsWith('staging') || rel.startsWith('trust'));
+}
+
+/** The bundle.json of a bundle file (its first member), parsed. */
+export async function bundleManifest(file: string): Promise<{ blobs: { digest: string; size: number; storedSize: number; encoding: string }[]; prerequisites: unknown[]; targets: { name: string }[] }> {
+  const bytes = await readFile(file);
+  const size = Number.parseInt(bytes.subarray(124, 136).toString('latin1').replace(/\0.*$/, '').trim(), 8);
+  return JSON.parse(bytes.subarray(512, 512 + size).toString('utf8'));
+}
