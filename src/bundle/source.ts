@@ -90,15 +90,24 @@ export async function openSource(ref: string | ImageRef, label = typeof ref === 
   return fromReader(await openImage(r));
 }
 
+function isNameTag(s: string): boolean {
+  try {
+    checkNameTag(s, s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A --to argument: `NAME:TAG` (the store), `REF` (a transport reference; its name is the archive's
  * NAME:TAG, or the folder's base name with the oci tag), or `NAME:TAG=REF` to name it explicitly.
  */
 export function parseTarget(arg: string): { name: string; ref: ImageRef; label: string } {
+  // a store name never holds '=', so "NAME:TAG=REF" cannot be mistaken for a reference
   const eq = arg.indexOf('=');
-  if (eq > 0 && !arg.slice(0, eq).includes('/') && /^[^:]+:[^:]+$/.test(arg.slice(0, eq))) {
-    return { name: checkNameTag(arg.slice(0, eq), arg), ref: parseRef(arg.slice(eq + 1)), label: arg.slice(eq + 1) };
-  }
+  const named = eq > 0 && isNameTag(arg.slice(0, eq));
+  if (named) return { name: arg.slice(0, eq), ref: parseRef(arg.slice(eq + 1)), label: arg.slice(eq + 1) };
   const ref = parseRef(arg);
   if (ref.transport === 'store') return { name: ref.name, ref, label: arg };
   if (ref.transport === 'docker-archive' && ref.name) return { name: ref.name, ref, label: arg };

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openFile } from '../cas/blob-store.js';
 import { digestHex, sha256, type Digest } from '../digest/digest.js';
-import { fromSystemError } from '../errors.js';
+import { BlockportError } from '../errors.js';
 import { compressor } from '../oci/compression.js';
 import { jsonBytes } from '../oci/json.js';
 import { compressionOf } from '../oci/media-types.js';
@@ -94,7 +94,7 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
       n += chunk.length;
       yield chunk as Buffer;
     }
-    if (n !== b.storedSize) throw fromSystemError(new Error(`${b.digest} changed while the bundle was written`), blobMember(b));
+    if (n !== b.storedSize) throw new BlockportError('EDIGEST', `${blobMember(b)}: ${n} bytes where ${b.storedSize} were announced (changed while the bundle was written)`, { subject: b.digest });
     yield padding(b.storedSize);
   }
   yield END_OF_ARCHIVE;
