@@ -149,7 +149,7 @@ export class RegistryClient {
   async request(method: string, pathOrUrl: string, o: RequestOptions = {}, what = `${this.host}`): Promise<Response> {
     await this.ping();
     const replayable = o.body === undefined || Buffer.isBuffer(o.body) || typeof o.body === 'function';
-    const scopes = o.scopes ?? [];
+    let scopes = o.scopes ?? [];
     let reauthed = false;
     for (let attempt = 1; ; attempt++) {
       const headers = await this.authorization(scopes);
@@ -161,14 +161,21 @@ export class RegistryClient {
         await sleep(this.backoffMs * 4 ** (attempt - 1));
         continue;
       }
-      if (res.status === 401 && !reauthed && replayable) {
-        // a new challenge (e.g. a wider scope, or auth only on some paths): authenticate and resend
+      if (res.status === 401 && !reauthed) {
+        // a new challenge (an expired token, a wider scope, auth only on some paths): authenticate again
         await res.body?.cancel();
         const c = parseChallenge(res.headers.get('www-authenticate'));
         if (!c || (c.scheme === 'basic' && !this.creds)) throw this.unauthorized(res, what);
         this.challenge = c;
         this.tokens.clear();
+        if (c.params.scope && !scopes.includes(c.params.scope)) scopes = [...scopes, c.params.scope];
         reauthed = true;
+        if (!replayable) {
+          // a streamed body is gone; the caller may start over (a new upload session) with new tokens
+          const e = this.unauthorized(res, what);
+          (e as { transient?: boolean }).transient = c.scheme === 'bearer';
+          throw e;
+        }
         attempt--;
         continue;
       }

@@ -27,9 +27,11 @@ class FakeRegistry {
   readonly uploads = new Map<string, { repo: string; data: Buffer[] }>();
   readonly log: string[] = [];
   readonly tokenRequests: string[] = [];
-  /** "METHOD /path-prefix" -> how many times to answer 500 ('reset' entries destroy the socket). */
-  readonly faults = new Map<string, { n: number; kind: 500 | 'reset' }>();
+  /** "METHOD /path-prefix" -> how many times to answer 500, destroy the socket, or expire all tokens first. */
+  readonly faults = new Map<string, { n: number; kind: 500 | 'reset' | 'expire' }>();
   auth: 'none' | 'basic' | 'bearer' = 'none';
+  /** Bumping it expires every token handed out so far. */
+  generation = 0;
   private server!: Server;
   private next = 0;
   port = 0;
@@ -52,7 +54,7 @@ class FakeRegistry {
   private authorized(req: IncomingMessage): boolean {
     const h = req.headers.authorization ?? '';
     if (this.auth === 'basic') return h === `Basic ${Buffer.from('alice:pw').toString('base64')}`;
-    if (this.auth === 'bearer') return h.startsWith('Bearer tok:');
+    if (this.auth === 'bearer') return h.startsWith(`Bearer tok${this.generation}:`);
     return true;
   }
 
@@ -69,13 +71,17 @@ class FakeRegistry {
       const [m, p] = key.split(' ');
       if (f.n > 0 && req.method === m && url.pathname.startsWith(p)) {
         f.n--;
+        if (f.kind === 'expire') {
+          this.generation++;
+          continue;
+        }
         if (f.kind === 'reset') return void req.socket.destroy();
         return void res.writeHead(500).end();
       }
     }
     if (url.pathname === '/token') {
       this.tokenRequests.push(`${req.headers.authorization ?? 'anonymous'} ${url.searchParams.getAll('scope').join(' ')}`);
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `tok:${url.searchParams.getAll('scope').join(' ')}` }));
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `tok${this.generation}:${url.searchParams.getAll('scope').join(' ')}` }));
     }
     if (!this.authorized(req)) return this.challenge(res);
     if (url.pathname === '/v2/') return void res.writeHead(200).end('{}');
@@ -161,6 +167,29 @@ describe('registry client against an in-memory registry', () => {
     assert.deepEqual(await repo.readBlob({ mediaType: 'x', digest: d, size: 1000 }), blob);
     assert.deepEqual(reg.tokenRequests, [`Basic ${Buffer.from('alice:pw').toString('base64')} repository:team/app:pull`]);
     reg.auth = 'none';
+  });
+
+  it('bearer: a token that expires during a streamed upload means a new session with a new token', async () => {
+    reg.auth = 'bearer';
+    reg.tokenRequests.length = 0;
+    const dir = await mkdtemp(join(tmpdir(), 'blockport-exp-'));
+    try {
+      const file = join(dir, 'blob');
+      const blob = bytes(3000, 9);
+      await writeFile(file, blob);
+      const repo = new Repository(new RegistryClient(reg.host, fast), 'exp', true);
+      assert.equal(await repo.blobSize(sha256(blob)), undefined);
+      // the token expires between the POST that opens the session and the PUT that streams the bytes
+      reg.faults.set('PUT /v2/exp/blobs/uploads/', { n: 1, kind: 'expire' });
+      await uploadBlob(repo, { digest: sha256(blob), size: blob.length }, { file }, { backoffMs: 1 });
+      assert.deepEqual(reg.blobs.get(`exp@${sha256(blob)}`), blob);
+      assert.equal(reg.tokenRequests.length, 2);
+      assert.equal(reg.count('POST /v2/exp/blobs/uploads/'), 2);
+    } finally {
+      reg.auth = 'none';
+      reg.generation = 0;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('basic: credentials from docker config.json; none at all is a one-line unauthorized error', async () => {
