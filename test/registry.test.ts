@@ -184,6 +184,12 @@ describe('block-form images through a registry', () => {
 
     const bad = join(t.dir, 'runtime.tar');
     await assert.rejects(skopeoCopy(`docker://${reg.host}/app:1`, `docker-archive:${bad}`), /application\/vnd\.blockport\.layer/);
+    // without --all only the platform's manifest travels: the copy lacks its blocks and says so
+    const partial = join(t.dir, 'skopeo-partial');
+    await skopeoCopy(`docker://${reg.host}/app:1`, `oci:${partial}:1`);
+    const r = await blockport(['materialize', `oci:${partial}:1`, `docker-archive:${join(t.dir, 'partial.tar')}`], env);
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(r.stderr, /14 block\(s\) missing/);
   });
 
   it('materializes a standard image into the registry, mounting layers it already holds', async () => {
