@@ -1,0 +1,175 @@
+// The `java` scenario (an app on Debian + JRE with 100+ dependency jars, three releases) and the
+// `teams` scenario (a second team's image on the same base sharing most of those jars).
+import { join } from 'node:path';
+import type { BuildContext } from './context.js';
+import { BASE_PACKAGES, baseLayer, debLayer, linkJava } from './debian-layers.js';
+import type { ImageSpec, RunConfig } from './image.js';
+import { appLayer, type JavaApp } from './java-app.js';
+import { depsLayer, type DebJars, type DepsRecipe } from './jars.js';
+import { mapLimit, run } from './exec.js';
+import { promises as fsp } from 'node:fs';
+
+/** An image to build plus what changed against the release before it. */
+export interface PlannedImage extends ImageSpec {
+  scenario: string;
+  version: string;
+  changes: string[];
+}
+
+const JRE = 'openjdk-17-jre-headless';
+const JVM = 'java-17-openjdk-amd64';
+const OPT_V1 = ['curl', 'git', 'procps', 'less', 'unzip'];
+// v3 drops unzip and adds jq (with its libraries).
+const OPT_V3 = ['curl', 'git', 'procps', 'less', 'jq'];
+const CLOSURE = 'google-closure-compiler-java';
+const CLOSURE_VERSIONS = { v1: '20230802.0.0', v3: '20231112.0.0', teams: '20240317.0.0' };
+// Packages the mirror carries in two versions (stable and security update): real version bumps.
+const BUMPED_V3 = ['libzookeeper-java', 'libtomcat10-java', 'libasync-http-client-java'];
+const BUMPED_V2 = { pkg: 'libzookeeper-java', jar: 'zookeeper-jute.jar' };
+
+/** A typical service's dependency set, as Debian packages them. */
+export const JAVA_LIBS = [
+  'libcommons-cli-java', 'libcommons-codec-java', 'libcommons-collections3-java', 'libcommons-collections4-java',
+  'libcommons-compress-java', 'libcommons-io-java', 'libcommons-lang-java', 'libcommons-lang3-java',
+  'libcommons-logging-java', 'libcommons-net-java', 'libcommons-text-java', 'libcommons-math3-java',
+  'libcommons-pool2-java', 'libcommons-dbcp2-java', 'libcommons-csv-java', 'libcommons-beanutils-java',
+  'libcommons-configuration2-java', 'libcommons-validator-java', 'libcommons-fileupload-java', 'libcommons-exec-java',
+  'libcommons-email-java', 'libcommons-jexl3-java', 'libcommons-digester-java',
+  'libjackson2-annotations-java', 'libjackson2-core-java', 'libjackson2-databind-java', 'libjackson2-dataformat-xml-java',
+  'libjackson2-dataformat-yaml', 'libjackson2-datatype-joda-java', 'libjackson2-jr-java',
+  'libjackson2-module-jaxb-annotations-java', 'libjackson2-jaxrs-providers-java',
+  'libguava-java', 'libgoogle-gson-java', 'libyaml-snake-java', 'libslf4j-java', 'liblogback-java', 'liblog4j2-java',
+  'libnetty-java', 'libjetty9-java', 'libasync-http-client-java', 'libhttpclient-java', 'libhttpcore-java',
+  'libhttpasyncclient-java', 'libhttpclient5-java', 'libhttpcore5-java', 'libokhttp-java', 'libokio-java',
+  'libspring-core-java', 'libspring-beans-java', 'libspring-context-java', 'libspring-aop-java',
+  'libspring-expression-java', 'libspring-jdbc-java', 'libspring-transaction-java', 'libspring-web-java',
+  'libhibernate-validator-java', 'libjakarta-servlet-api-java', 'libjakarta-validation-api-java',
+  'libjakarta-annotation-api-java', 'libjakarta-activation-java', 'libjakarta-mail-java', 'libjaxb-api-java', 'libjaxb-java',
+  'libasm-java', 'libbyte-buddy-java', 'libjavassist-java', 'libcglib-java', 'libobjenesis-java',
+  'libjoda-time-java', 'libcaffeine-java', 'libehcache-java', 'libhikaricp-java', 'libpostgresql-jdbc-java', 'libh2-java',
+  'libquartz2-java', 'libjsoup-java', 'libxstream-java', 'libwoodstox-java', 'libstax2-api-java', 'libxerces2-java',
+  'libdom4j-java', 'libjdom2-java', 'libbcprov-java', 'libbcpkix-java', 'libjsch-java', 'libjna-java', 'libjline3-java',
+  'libjcommander-java', 'libfreemarker-java', 'libantlr4-runtime-java', 'libjsr305-java', 'libzookeeper-java',
+  'libtomcat10-java', 'libaopalliance-java', 'libatinject-jsr330-api-java', 'libguice-java', 'libprotobuf-java',
+  'libdropwizard-metrics-java',
+];
+
+/** What the second team uses that the first does not. */
+const TEAMS_EXTRA = [
+  'libmariadb-java', 'libactivemq-java', 'libmina2-java', 'libjgit-java', 'libjavaewah-java', 'libpicocli-java',
+  'libargs4j-java', 'libxz-java', 'libsnappy-java', 'liblz4-java', 'libzstd-jni-java', 'libcompress-lzf-java',
+  'libpdfbox2-java', 'libfontbox2-java', 'libjson-smart-java', 'libkryo-java', 'libminlog-java',
+  'libspring-web-servlet-java', 'libspring-orm-java', 'libjersey1-core-java', 'libjersey1-server-java',
+];
+
+/** The java and/or teams images, in build order. */
+export async function planJava(ctx: BuildContext, want: { java: boolean; teams: boolean }): Promise<PlannedImage[]> {
+  const dir = join(ctx.out, 'java', 'layers');
+  await fsp.mkdir(dir, { recursive: true });
+  const jreVersions = await ctx.apt.versions(JRE);
+  if (jreVersions.length === 0) throw new Error(`${JRE} is not on the configured apt mirror`);
+  const jre1 = `${JRE}=${jreVersions[jreVersions.length - 1]}`;
+  const jre3 = `${JRE}=${jreVersions[0]}`;
+  // Resolve up front, two apt runs at a time, and every package's versions in one apt-cache run.
+  await ctx.apt.versionsOf([...JAVA_LIBS, ...TEAMS_EXTRA]);
+  const sets = [[], OPT_V1, [...OPT_V1, jre1], ...(want.java ? [OPT_V3, [...OPT_V3, jre3]] : [])];
+  await mapLimit(sets, 2, (s) => ctx.apt.closure([...BASE_PACKAGES, ...s]));
+  const base = await baseLayer(ctx);
+  const opt1 = await debLayer(ctx, dir, 'opt-v1', { below: BASE_PACKAGES, wanted: OPT_V1, describe: `apt-get install ${OPT_V1.join(' ')}` });
+  const jre1Layer = await debLayer(ctx, dir, 'jre-v1', { below: [...BASE_PACKAGES, ...OPT_V1], wanted: [jre1], describe: `apt-get install ${jre1}`, after: { key: 'java-link', apply: linkJava(JVM) } });
+  const lower = [base.layer, opt1.layer, jre1Layer.layer];
+  const out: PlannedImage[] = [];
+  if (want.java) {
+    const deps1 = await depsLayer(ctx, dir, 'deps-v1', javaDeps({}, CLOSURE_VERSIONS.v1));
+    out.push(javaImage('java', 'v1', [...lower, deps1.layer, await appLayer(dir, 'app-v1', ORDERS_V1)], ORDERS_V1, ['first release']));
+    const v2 = javaDeps({ split: BUMPED_V2 }, CLOSURE_VERSIONS.v1);
+    const deps2 = await depsLayer(ctx, dir, 'deps-v2', v2);
+    const bump2 = deps2.resolved.find((r, i) => v2.debs[i].only !== undefined);
+    out.push(javaImage('java', 'v2', [...lower, deps2.layer, await appLayer(dir, 'app-v2', ORDERS_V2)], ORDERS_V2, [
+      `${BUMPED_V2.jar} from ${BUMPED_V2.pkg} ${deps1.resolved.find((r) => r.source === BUMPED_V2.pkg)?.version} -> ${bump2?.version}${bump2?.rebuilt ? ' (rebuilt with jar --update: one version on the mirror)' : ''}`,
+      `app ${ORDERS_V1.version} -> ${ORDERS_V2.version} (version string, config)`,
+    ]));
+    const opt3 = await debLayer(ctx, dir, 'opt-v3', { below: BASE_PACKAGES, wanted: OPT_V3, describe: `apt-get install ${OPT_V3.join(' ')}` });
+    const sameJre = jre1 === jre3;
+    const jre3Layer = await debLayer(ctx, dir, 'jre-v3', {
+      below: [...BASE_PACKAGES, ...OPT_V3], wanted: [jre3], describe: `apt-get install ${jre3}`,
+      after: { key: sameJre ? 'java-link-nocds' : 'java-link', apply: sameJre ? dropCds(linkJava(JVM)) : linkJava(JVM) },
+    });
+    const deps3 = await depsLayer(ctx, dir, 'deps-v3', javaDeps({ newest: BUMPED_V3 }, CLOSURE_VERSIONS.v3));
+    out.push(javaImage('java', 'v3', [base.layer, opt3.layer, jre3Layer.layer, deps3.layer, await appLayer(dir, 'app-v3', ORDERS_V3)], ORDERS_V3, [
+      `opt packages: ${OPT_V1.join(' ')} -> ${OPT_V3.join(' ')} (${opt3.debs.length} packages instead of ${opt1.debs.length})`,
+      sameJre ? `JRE ${jre1}: same package, CDS archive removed (one version on the mirror)` : `JRE ${jre1} -> ${jre3}`,
+      `jars: ${BUMPED_V3.join(', ')} at their newer Debian versions; ${CLOSURE} ${CLOSURE_VERSIONS.v1} -> ${CLOSURE_VERSIONS.v3}`,
+      `app ${ORDERS_V2.version} -> ${ORDERS_V3.version} (one more class, config)`,
+    ]));
+  }
+  if (want.teams) out.push(await planTeams(ctx, lower));
+  return out;
+}
+
+async function planTeams(ctx: BuildContext, lower: ImageSpec['layers']): Promise<PlannedImage> {
+  const dir = join(ctx.out, 'teams', 'layers');
+  await fsp.mkdir(dir, { recursive: true });
+  // Every third-or-so package of the first team's set is dropped: roughly 70% stay shared.
+  const kept = JAVA_LIBS.filter((_, i) => i % 10 !== 2 && i % 10 !== 5 && i % 10 !== 8);
+  const recipe: DepsRecipe = {
+    libDir: 'app/lib',
+    debs: [...kept, ...TEAMS_EXTRA].map((pkg) => ({ pkg, pick: ['libzookeeper-java', 'libtomcat10-java'].includes(pkg) ? 'newest' : 'oldest' })),
+    npm: [closureJar(CLOSURE_VERSIONS.teams)],
+  };
+  const deps = await depsLayer(ctx, dir, 'deps-v1', recipe);
+  const app = await appLayer(dir, 'app-v1', BILLING_V1);
+  return javaImage('teams', 'v1', [...lower, deps.layer, app], BILLING_V1, [
+    `same base, opt and JRE layers as java v1; ${kept.length} of java's ${JAVA_LIBS.length} jar packages plus ${TEAMS_EXTRA.length} others`,
+    `libzookeeper-java and libtomcat10-java at their newer versions; ${CLOSURE} ${CLOSURE_VERSIONS.teams}`,
+  ]);
+}
+
+function javaDeps(o: { newest?: string[]; split?: { pkg: string; jar: string } }, closure: string): DepsRecipe {
+  const debs: DebJars[] = [];
+  for (const pkg of JAVA_LIBS) {
+    if (o.split?.pkg === pkg) {
+      debs.push({ pkg, pick: 'oldest', except: [o.split.jar] }, { pkg, pick: 'newest', only: [o.split.jar] });
+    } else debs.push({ pkg, pick: o.newest?.includes(pkg) ? 'newest' : 'oldest' });
+  }
+  return { libDir: 'app/lib', debs, npm: [closureJar(closure)] };
+}
+
+function closureJar(version: string) {
+  return { pkg: CLOSURE, version, member: 'package/compiler.jar', as: `closure-compiler-v${version.split('.')[0]}.jar` };
+}
+
+function javaImage(scenario: string, version: string, layers: ImageSpec['layers'], app: JavaApp, changes: string[]): PlannedImage {
+  const config: RunConfig = {
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `JAVA_HOME=/usr/lib/jvm/${JVM}`, 'LANG=C.UTF-8'],
+    cmd: ['java', '-cp', '/app/app.jar:/app/lib/*', `${app.pkg}.Main`],
+    workingDir: '/app',
+    labels: { 'org.opencontainers.image.title': app.name, 'org.opencontainers.image.version': app.version },
+  };
+  return { tag: `${scenario}-${version}`, scenario, version, layers, config, changes };
+}
+
+/** Stands in for a changed JRE build when the mirror has one version: drops the CDS archives. */
+function dropCds(then: (stage: string) => Promise<void>): (stage: string) => Promise<void> {
+  return async (stage) => {
+    await then(stage);
+    await run('find', [join(stage, 'usr/lib/jvm'), '-name', 'classes*.jsa', '-delete']);
+  };
+}
+
+const ORDERS_V1: JavaApp = {
+  name: 'orders', pkg: 'com.example.orders', version: '1.0.0',
+  services: ['OrderService', 'PricingService', 'InventoryService'],
+  config: { 'server.port': '8080', 'order.limit': '50', 'pricing.buckets': '97', 'greeting': 'hello' },
+};
+const ORDERS_V2: JavaApp = { ...ORDERS_V1, version: '1.1.0', config: { ...ORDERS_V1.config, 'order.limit': '80' } };
+const ORDERS_V3: JavaApp = {
+  ...ORDERS_V2, version: '2.0.0',
+  services: [...ORDERS_V2.services, 'ShippingService'],
+  config: { ...ORDERS_V2.config, 'shipping.limit': '5' },
+};
+const BILLING_V1: JavaApp = {
+  name: 'billing', pkg: 'com.example.billing', version: '3.4.1',
+  services: ['InvoiceService', 'LedgerService'],
+  config: { 'server.port': '8081', 'invoice.limit': '500', 'ledger.buckets': '31' },
+};
