@@ -135,7 +135,8 @@ export class RegistryClient {
     } catch (err) {
       if (o.signal?.aborted) throw err;
       const code = networkCode(err);
-      const e = new BlockportError('EIO', `${this.host}: ${method} ${url.pathname}: ${code === 'ECONNREFUSED' ? 'connection refused' : (err as Error).message}${code && code !== 'ECONNREFUSED' ? ` (${code})` : ''}`, { subject: this.host, cause: err });
+      const why = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      const e = new BlockportError('EIO', `${this.host}: ${method} ${url.pathname}: cannot reach the registry (${why})`, { subject: this.host, cause: err });
       (e as { transient?: boolean }).transient = code !== undefined && TRANSIENT.has(code);
       throw e;
     }
