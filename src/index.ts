@@ -8,6 +8,7 @@ export type { ImageReader, ImageWriter } from './oci/image.js';
 export { parseRef, storeHome, type ImageRef } from './oci/reference.js';
 export { openImage, openWriter, openStore } from './oci/open.js';
 export { OciLayout } from './oci/layout.js';
+export { openRemoteImage, openRemoteWriter, RemoteImageWriter } from './registry/remote-image.js';
 export { blockify, type BlockifyOptions, type BlockifyResult, type LayerStats } from './blocks/blockify.js';
 export { materializeToWriter, materializeToDockerArchive, type MaterializeOptions, type MaterializeResult } from './blocks/materialize.js';
 export { describeImage, type ImageDescription } from './blocks/describe.js';

@@ -14,6 +14,9 @@ References:
   oci:DIR[:TAG]                    an OCI image layout folder
   oci-archive:FILE[:TAG]           an OCI image layout in a tar file
   docker-archive:FILE[:NAME:TAG]   'docker save' output (legacy or Docker 25+ layout)
+  docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
+                                   an OCI registry (http for localhost and $BLOCKPORT_INSECURE_REGISTRIES;
+                                   credentials from $BLOCKPORT_REGISTRY_AUTH=user:pass or ~/.docker/config.json)
   NAME:TAG                         the local store ($BLOCKPORT_HOME, default ~/.local/share/blockport)`;
 
 export function buildProgram(): Command {
@@ -31,7 +34,7 @@ export function buildProgram(): Command {
     .command('blockify')
     .description('turn an image into block form: big files and packages become shared blocks')
     .argument('<src>', 'image to read')
-    .argument('<dst>', 'where to write the block-form image (oci:, oci-archive: or NAME:TAG)')
+    .argument('<dst>', 'where to write the block-form image (oci:, oci-archive:, docker:// or NAME:TAG)')
     .option('--preset <name>', 'java (jars, wars), node (node_modules packages), python (site-packages dists), auto (big files); repeatable', collect)
     .option('--min-size <size>', 'files at or above this size become blocks (default 1M)')
     .option('--include <glob>', 'files matching this glob become blocks whatever their size; repeatable', collect)
@@ -42,14 +45,15 @@ export function buildProgram(): Command {
 Examples:
   blockport blockify docker-archive:app-1.tar oci:./out:1 --preset java
   blockport blockify oci:./build:latest app:1 --preset node --min-size 512K
-  blockport blockify docker-archive:svc.tar svc:2 --include 'opt/models/*.bin' --json`)
+  blockport blockify docker-archive:svc.tar svc:2 --include 'opt/models/*.bin' --json
+  blockport blockify docker-archive:app-1.tar docker://registry.local:5000/team/app:1 --preset java`)
     .action(action((src: string, dst: string, flags) => blockifyCommand(src, dst, flags, makeContext(Boolean(flags.json))), printBlockify));
 
   program
     .command('materialize')
     .description('turn a block-form image back into the standard image it came from (same diff_ids, same config)')
     .argument('<src>', 'block-form (or standard) image')
-    .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG] or NAME:TAG')
+    .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG or NAME:TAG')
     .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
