@@ -77,8 +77,8 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
     if (opts.dryRun) return { plan: p };
     const owner = new Map<Digest, ImageSource>();
     wants.forEach((w, i) => w.blobs.forEach((d) => owner.has(d.digest) || owner.set(d.digest, sources[i])));
-    const open = (d: Descriptor) => owner.get(d.digest)!.open(d);
-    const { manifest: _m, ...written } = await writeBundle(p, open, opts.out!, { compress: opts.compress, signKey, split: opts.split, onProgress: opts.onProgress });
+    const blobs = { open: (d: Descriptor) => owner.get(d.digest)!.open(d), path: (d: Descriptor) => owner.get(d.digest)!.files?.path(d.digest) };
+    const { manifest: _m, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, onProgress: opts.onProgress });
     return { plan: p, written };
   } finally {
     for (const s of sources) await s.close();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { FsBlobStore } from '../cas/blob-store.js';
 import { sha256 } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { jsonBytes } from '../oci/json.js';
@@ -31,7 +32,7 @@ const send: Descriptor[] = [
   { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(gz), size: gz.length },
 ];
 const target = { name: 'app:2', descriptor: send[0] };
-const open = async (d: Descriptor) => Readable.from([blobs.get(d.digest)!]);
+const open = { open: async (d: Descriptor) => Readable.from([blobs.get(d.digest)!]) };
 
 async function readAll(files: string[]) {
   const b = await openBundle(files);
@@ -56,6 +57,20 @@ test('round trip: zstd only where it shrinks, members in manifest order, signatu
   assert.equal(bundle.signature?.keyId, keyIdOf(publicKey));
   assert.deepEqual(out.map((x) => x.bytes), [text, noise, gz]);
   assert.equal((await readFile(file)).length, r.bytes);
+});
+
+test('blobs kept as files are compressed in one zstd run and read back the same', async () => {
+  const store = new FsBlobStore(join(dir, 'store'));
+  for (const b of blobs.values()) await store.put(Readable.from([b]));
+  const files = { open: (d: Descriptor) => store.open(d.digest, d.size), path: (d: Descriptor) => store.path(d.digest) };
+  const file = join(dir, 'files.bpk');
+  const r = await writeBundle({ targets: [target], send, prerequisites: [] }, files, file);
+  assert.deepEqual(r.manifest.blobs.map((b) => b.encoding), ['zstd', 'none', 'none']);
+  const { out } = await readAll([file]);
+  assert.deepEqual(out.map((x) => x.bytes), [text, noise, gz]);
+  // a corrupt blob file is caught while bundling, not by the receiver
+  await writeFile(store.path(sha256(text)), Buffer.concat([text.subarray(1), Buffer.from('x')]));
+  await assert.rejects(writeBundle({ targets: [target], send, prerequisites: [] }, files, join(dir, 'bad.bpk')), (e: unknown) => e instanceof BlockportError && e.code === 'EDIGEST');
 });
 
 test('same inputs give the same bytes (deterministic), --no-compress stores everything raw', async () => {

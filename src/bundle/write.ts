@@ -1,24 +1,18 @@
 import type { KeyObject } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { openFile } from '../cas/blob-store.js';
-import { digestHex, sha256, type Digest } from '../digest/digest.js';
+import { sha256, type Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
-import { compressor } from '../oci/compression.js';
 import { jsonBytes } from '../oci/json.js';
-import { compressionOf } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, type BundleBlob, type BundleManifest } from './format.js';
+import { encodeBlobs, encodedPath, type BlobSource } from './encode.js';
 import type { BundlePlan } from './plan.js';
 import { signManifest } from './sign.js';
 import { writeVolumes } from './volumes.js';
-
-/** Opens a verified stream of a blob the plan sends. */
-export type OpenBlob = (d: Descriptor) => Promise<Readable>;
 
 export interface WriteBundleOptions {
   /** zstd-compress blobs that shrink (default true). */
@@ -44,37 +38,6 @@ export interface WriteBundleResult {
   storedBytes: number;
 }
 
-/** Compression already done by the blob's own format gains nothing: stored as is without trying. */
-function worthTrying(d: Descriptor): boolean {
-  return compressionOf(d.mediaType) === 'none' && d.size >= 128;
-}
-
-/** Compresses `d` into `dir`; keeps the file only when it is smaller. Returns how the blob is stored. */
-async function encodeBlob(d: Descriptor, open: OpenBlob, dir: string, compress: boolean): Promise<BundleBlob> {
-  const raw: BundleBlob = { digest: d.digest, size: d.size, mediaType: d.mediaType, encoding: 'none', storedSize: d.size };
-  if (!compress || !worthTrying(d)) return raw;
-  const file = join(dir, `${digestHex(d.digest)}.zst`);
-  await pipeline([await open(d), compressor('zstd', `compressing ${d.digest}`)!, createWriteStream(file, { highWaterMark: 1 << 20 })] as unknown as NodeJS.ReadWriteStream[]);
-  const { size } = await fsp.stat(file);
-  if (size < d.size) return { ...raw, encoding: 'zstd', storedSize: size };
-  await fsp.rm(file, { force: true });
-  return raw;
-}
-
-/** Runs `work` over `items` with at most `n` at once, keeping result order. */
-async function pool<T, R>(items: T[], n: number, work: (x: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const runner = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, runner));
-  return out;
-}
-
 function* member(name: string, data: Buffer): Generator<Buffer> {
   yield encodeHeader({ path: name, type: 'file', size: data.length, mode: 0o644 });
   yield data;
@@ -82,13 +45,13 @@ function* member(name: string, data: Buffer): Generator<Buffer> {
 }
 
 /** The bundle as tar bytes: bundle.json, the signature, then every blob in manifest order. */
-async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[] }, open: OpenBlob, dir: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[] }, src: BlobSource, dir: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
   yield* member(MANIFEST_MEMBER, m.bytes);
   if (m.sig) yield* member(SIGNATURE_MEMBER, m.sig);
   for (const b of m.blobs) {
     signal?.throwIfAborted();
     yield encodeHeader({ path: blobMember(b), type: 'file', size: b.storedSize, mode: 0o644 });
-    const body = b.encoding === 'zstd' ? openFile(join(dir, `${digestHex(b.digest)}.zst`)) : await open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
     let n = 0;
     for await (const chunk of body) {
       n += chunk.length;
@@ -104,24 +67,23 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
  * Writes the bundle a plan describes to `out` (or its volumes): compresses what shrinks into a temp
  * folder first, because bundle.json, written first, records every member's stored size.
  */
-export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prerequisites'>, open: OpenBlob, out: string, opts: WriteBundleOptions = {}): Promise<WriteBundleResult> {
+export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prerequisites'>, src: BlobSource, out: string, opts: WriteBundleOptions = {}): Promise<WriteBundleResult> {
   const dir = await fsp.mkdtemp(join(tmpdir(), 'blockport-bundle-'));
   try {
     const rawBytes = p.send.reduce((n, d) => n + d.size, 0);
     let done = 0;
-    const blobs = await pool(p.send, 2, async (d) => {
+    const onBlob = (d: Descriptor) => {
       opts.signal?.throwIfAborted();
-      const b = await encodeBlob(d, open, dir, opts.compress ?? true);
       opts.onProgress?.({ phase: 'compress', done: (done += d.size), total: rawBytes });
-      return b;
-    });
+    };
+    const blobs = await encodeBlobs(p.send, src, dir, { compress: opts.compress ?? true, onBlob });
     const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets: p.targets, prerequisites: p.prerequisites, blobs };
     const bytes = jsonBytes(manifest);
     const sig = opts.signKey ? signManifest(bytes, opts.signKey) : undefined;
     const storedBytes = blobs.reduce((n, b) => n + b.storedSize, 0);
     let written = 0;
     async function* counted() {
-      for await (const chunk of bundleBytes({ bytes, sig: sig && jsonBytes(sig), blobs }, open, dir, opts.signal)) {
+      for await (const chunk of bundleBytes({ bytes, sig: sig && jsonBytes(sig), blobs }, src, dir, opts.signal)) {
         written += chunk.length;
         opts.onProgress?.({ phase: 'write', done: written, total: storedBytes });
         yield chunk;
