@@ -67,7 +67,8 @@ async function checkBlobs(layout: OciLayout, r: FsckReport, onProgress?: (done: 
         r.blobs++;
         r.bytes += sizes.get(n)!;
       } catch (err) {
-        r.problems.push({ kind: 'corrupt', subject: path, message: `blob ${digest} does not match its name (${err instanceof Error ? err.message : err})` });
+        const why = err instanceof BlockportError ? err.message : `blob ${digest}: unreadable (${err instanceof Error ? err.message : err})`;
+        r.problems.push({ kind: 'corrupt', subject: path, message: why });
       }
     } else if (!noteTemp(path, n, r)) {
       r.problems.push({ kind: 'stray', subject: path, message: `unexpected file in blobs/sha256: ${n}` });
