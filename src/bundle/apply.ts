@@ -5,6 +5,7 @@ import { acquireLock } from '../cas/lock.js';
 import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
+import { MAX_JSON_BLOB } from '../oci/json.js';
 import { OciLayout } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
 import { resolveImage } from '../oci/resolve.js';
@@ -90,6 +91,7 @@ async function receive(b: OpenedBundle, layout: OciLayout, staging: string, opts
 function stagedOrStored(layout: OciLayout, staging: string) {
   return async (d: Descriptor): Promise<Buffer> => {
     const staged = join(staging, digestHex(d.digest));
+    if (d.size > MAX_JSON_BLOB) throw new BlockportError('ECORRUPT', `${d.digest}: a ${d.mediaType} of ${d.size} bytes is too large`, { subject: d.digest });
     if ((await sizeOf(staged)) === d.size) {
       const bytes = await fsp.readFile(staged);
       if (sha256(bytes) !== d.digest) throw new BlockportError('EDIGEST', `${staged}: digest mismatch`, { subject: d.digest });
