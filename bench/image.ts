@@ -58,12 +58,12 @@ export class LayoutBuilder {
     return true;
   }
 
-  /** Removes the temporary prefix tags (their blobs stay: the real tags use them). */
+  /** Removes the temporary prefix tags, then the blobs no tag uses any more (older builds'). */
   async cleanup(): Promise<void> {
-    for (const t of await this.tags()) {
-      if (t.startsWith('bench-tmp-')) await run('umoci', ['rm', '--image', `${this.layout}:${t}`]);
-    }
+    const temps = (await this.tags()).filter((t) => t.startsWith('bench-tmp-'));
+    for (const t of temps) await run('umoci', ['rm', '--image', `${this.layout}:${t}`]);
     this.prefixes.clear();
+    if (temps.length > 0) await run('umoci', ['gc', '--layout', this.layout]);
   }
 
   /** The tags the layout holds. */

@@ -14,6 +14,8 @@ export interface JavaApp {
   version: string;
   /** One generated service class each. */
   services: string[];
+  /** Library classes the app loads at start (and prints the jar each came from). */
+  uses: string[];
   /** Lines of config/application.properties. */
   config: Record<string, string>;
 }
@@ -54,6 +56,7 @@ async function compileJar(work: string, app: JavaApp, jar: string): Promise<void
 
 function mainSource(app: JavaApp): string {
   const calls = app.services.map((s) => `    System.out.println(new ${s}(config).describe());`).join('\n');
+  const uses = app.uses.map((c) => `"${c}"`).join(', ');
   return `package ${app.pkg};
 
 import java.io.FileInputStream;
@@ -74,6 +77,19 @@ public final class Main {
     }
     System.out.println("${app.name} " + VERSION + " on Java " + Runtime.version());
 ${calls}
+    for (String name : new String[] {${uses}}) {
+      System.out.println("uses " + name + " from " + jarOf(name));
+    }
+  }
+
+  private static String jarOf(String className) {
+    try {
+      Class<?> c = Class.forName(className, false, Main.class.getClassLoader());
+      String where = c.getProtectionDomain().getCodeSource().getLocation().getPath();
+      return where.substring(where.lastIndexOf('/') + 1);
+    } catch (ClassNotFoundException | LinkageError e) {
+      return "nowhere (" + e + ")";
+    }
   }
 }
 `;

@@ -73,7 +73,7 @@ export interface ScenarioSet {
   /** The OCI image layout holding every tag. */
   layout: string;
   archivesDir: string;
-  /** Tags built by this call. */
+  /** Every tag of the set: built by this call, or by an earlier one and still tagged as then. */
   tags: string[];
   images: ScenarioImage[];
   /** Upgrades whose two tags are in the layout. */
@@ -115,14 +115,14 @@ export async function buildScenarios(opts: BuildOptions): Promise<ScenarioSet> {
   const planned: PlannedImage[] = plans.flat();
   const layout = join(out, 'images');
   const archivesDir = join(out, 'archives');
-  const images = await assemble(layout, archivesDir, join(out, 'stamps'), planned, log);
-  const builder = new LayoutBuilder(layout, join(out, 'stamps'));
-  const present = new Set(await builder.tags());
+  const built = await assemble(layout, archivesDir, join(out, 'stamps'), planned, log);
+  const images = [...built, ...(await earlierImages(out, layout, built))];
+  const present = new Set(images.map((i) => i.tag));
   const set: ScenarioSet = {
     out, layout, archivesDir, images,
     tags: images.map((i) => i.tag),
     upgrades: UPGRADES.filter((u) => present.has(u.from) && present.has(u.to)),
-    teamsShare: await shareOf(images),
+    teamsShare: await shareOf(out, images),
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   await fsp.writeFile(join(out, 'scenarios.json'), JSON.stringify(set, null, 2) + '\n');
@@ -162,12 +162,24 @@ async function assemble(layout: string, archivesDir: string, stamps: string, pla
   return images;
 }
 
-async function shareOf(images: ScenarioImage[]): Promise<ScenarioSet['teamsShare']> {
-  const java = images.find((i) => i.tag === 'java-v1');
-  const teams = images.find((i) => i.tag === 'teams-v1');
-  if (!java || !teams) return undefined;
-  const deps = (img: ScenarioImage) => img.layers.find((l) => l.name.startsWith('deps-'))?.tar ?? '';
-  return jarShare(deps(java), deps(teams));
+/** Images an earlier run (say, without --only) left in the layout and that are still tagged as then. */
+async function earlierImages(out: string, layout: string, built: ScenarioImage[]): Promise<ScenarioImage[]> {
+  const text = await fsp.readFile(join(out, 'scenarios.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) return [];
+  const kept: ScenarioImage[] = [];
+  for (const img of (JSON.parse(text) as ScenarioSet).images ?? []) {
+    if (built.some((b) => b.tag === img.tag)) continue;
+    const digest = await manifestDigest(layout, img.tag).catch(() => undefined);
+    if (digest === img.manifestDigest) kept.push(img);
+  }
+  return kept;
+}
+
+async function shareOf(out: string, images: ScenarioImage[]): Promise<ScenarioSet['teamsShare']> {
+  if (!images.some((i) => i.scenario === 'java' || i.scenario === 'teams')) return undefined;
+  const [java, teams] = ['java', 'teams'].map((s) => join(out, s, 'layers', 'deps-v1.tar'));
+  const found = await Promise.all([java, teams].map((f) => fsp.access(f).then(() => true, () => false)));
+  return found.every(Boolean) ? jarShare(java, teams) : undefined;
 }
 
 async function checkTools(): Promise<void> {
