@@ -65,7 +65,7 @@ async function receive(b: OpenedBundle, layout: OciLayout, staging: string, opts
   await fsp.mkdir(staging, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, staging)));
   for await (const e of b.blobs()) {
     const { blob } = e;
-    const label = `${e.index + 1}/${b.manifest.blobs.length}`;
+    const label = `blob ${e.index + 1}/${b.manifest.blobs.length}`;
     const staged = join(staging, digestHex(blob.digest));
     if ((await layout.blobs.size(blob.digest)) === blob.size) counts.present++;
     else if ((await sizeOf(staged)) === blob.size) counts.resumed++; // renamed there only after verification
