@@ -1,13 +1,13 @@
 // The `java` scenario (an app on Debian + JRE with 100+ dependency jars, three releases) and the
 // `teams` scenario (a second team's image on the same base sharing most of those jars).
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext } from './context.js';
-import { BASE_PACKAGES, baseLayer, debLayer, linkJava } from './debian-layers.js';
+import { BASE_PACKAGES, baseLayer, debLayer, linkJava, type DebLayer } from './debian-layers.js';
 import type { ImageSpec, RunConfig } from './image.js';
 import { appLayer, type JavaApp } from './java-app.js';
 import { depsLayer, type DebJars, type DepsRecipe } from './jars.js';
 import { mapLimit, run } from './exec.js';
-import { promises as fsp } from 'node:fs';
 
 /** An image to build plus what changed against the release before it. */
 export interface PlannedImage extends ImageSpec {
@@ -68,43 +68,54 @@ export async function planJava(ctx: BuildContext, want: { java: boolean; teams: 
   await fsp.mkdir(dir, { recursive: true });
   const jreVersions = await ctx.apt.versions(JRE);
   if (jreVersions.length === 0) throw new Error(`${JRE} is not on the configured apt mirror`);
-  const jre1 = `${JRE}=${jreVersions[jreVersions.length - 1]}`;
-  const jre3 = `${JRE}=${jreVersions[0]}`;
+  const jre = { v1: `${JRE}=${jreVersions[jreVersions.length - 1]}`, v3: `${JRE}=${jreVersions[0]}` };
   // Resolve up front, two apt runs at a time, and every package's versions in one apt-cache run.
   await ctx.apt.versionsOf([...JAVA_LIBS, ...TEAMS_EXTRA]);
-  const sets = [[], OPT_V1, [...OPT_V1, jre1], ...(want.java ? [OPT_V3, [...OPT_V3, jre3]] : [])];
+  const sets = [[], OPT_V1, [...OPT_V1, jre.v1], ...(want.java ? [OPT_V3, [...OPT_V3, jre.v3]] : [])];
   await mapLimit(sets, 2, (s) => ctx.apt.closure([...BASE_PACKAGES, ...s]));
   const base = await baseLayer(ctx);
   const opt1 = await debLayer(ctx, dir, 'opt-v1', { below: BASE_PACKAGES, wanted: OPT_V1, describe: `apt-get install ${OPT_V1.join(' ')}` });
-  const jre1Layer = await debLayer(ctx, dir, 'jre-v1', { below: [...BASE_PACKAGES, ...OPT_V1], wanted: [jre1], describe: `apt-get install ${jre1}`, after: { key: 'java-link', apply: linkJava(JVM) } });
-  const lower = [base.layer, opt1.layer, jre1Layer.layer];
+  const jre1 = await debLayer(ctx, dir, 'jre-v1', { below: [...BASE_PACKAGES, ...OPT_V1], wanted: [jre.v1], describe: `apt-get install ${jre.v1}`, after: { key: 'java-link', apply: linkJava(JVM) } });
+  const lower = [base.layer, opt1.layer, jre1.layer];
   const out: PlannedImage[] = [];
   if (want.java) {
-    const deps1 = await depsLayer(ctx, dir, 'deps-v1', javaDeps({}, CLOSURE_VERSIONS.v1));
-    out.push(javaImage('java', 'v1', [...lower, deps1.layer, await appLayer(dir, 'app-v1', ORDERS_V1)], ORDERS_V1, ['first release']));
-    const v2 = javaDeps({ split: BUMPED_V2 }, CLOSURE_VERSIONS.v1);
-    const deps2 = await depsLayer(ctx, dir, 'deps-v2', v2);
-    const bump2 = deps2.resolved.find((r, i) => v2.debs[i].only !== undefined);
-    out.push(javaImage('java', 'v2', [...lower, deps2.layer, await appLayer(dir, 'app-v2', ORDERS_V2)], ORDERS_V2, [
-      `${BUMPED_V2.jar} from ${BUMPED_V2.pkg} ${deps1.resolved.find((r) => r.source === BUMPED_V2.pkg)?.version} -> ${bump2?.version}${bump2?.rebuilt ? ' (rebuilt with jar --update: one version on the mirror)' : ''}`,
-      `app ${ORDERS_V1.version} -> ${ORDERS_V2.version} (version string, config)`,
-    ]));
-    const opt3 = await debLayer(ctx, dir, 'opt-v3', { below: BASE_PACKAGES, wanted: OPT_V3, describe: `apt-get install ${OPT_V3.join(' ')}` });
-    const sameJre = jre1 === jre3;
-    const jre3Layer = await debLayer(ctx, dir, 'jre-v3', {
-      below: [...BASE_PACKAGES, ...OPT_V3], wanted: [jre3], describe: `apt-get install ${jre3}`,
-      after: { key: sameJre ? 'java-link-nocds' : 'java-link', apply: sameJre ? dropCds(linkJava(JVM)) : linkJava(JVM) },
-    });
-    const deps3 = await depsLayer(ctx, dir, 'deps-v3', javaDeps({ newest: BUMPED_V3 }, CLOSURE_VERSIONS.v3));
-    out.push(javaImage('java', 'v3', [base.layer, opt3.layer, jre3Layer.layer, deps3.layer, await appLayer(dir, 'app-v3', ORDERS_V3)], ORDERS_V3, [
-      `opt packages: ${OPT_V1.join(' ')} -> ${OPT_V3.join(' ')} (${opt3.debs.length} packages instead of ${opt1.debs.length})`,
-      sameJre ? `JRE ${jre1}: same package, CDS archive removed (one version on the mirror)` : `JRE ${jre1} -> ${jre3}`,
-      `jars: ${BUMPED_V3.join(', ')} at their newer Debian versions; ${CLOSURE} ${CLOSURE_VERSIONS.v1} -> ${CLOSURE_VERSIONS.v3}`,
-      `app ${ORDERS_V2.version} -> ${ORDERS_V3.version} (one more class, config)`,
-    ]));
+    out.push(...(await planOrdersV1V2(ctx, dir, lower)));
+    out.push(await planOrdersV3(ctx, dir, base, opt1, jre));
   }
   if (want.teams) out.push(await planTeams(ctx, lower));
   return out;
+}
+
+async function planOrdersV1V2(ctx: BuildContext, dir: string, lower: ImageSpec['layers']): Promise<PlannedImage[]> {
+  const deps1 = await depsLayer(ctx, dir, 'deps-v1', javaDeps({}, CLOSURE_VERSIONS.v1));
+  const v2 = javaDeps({ split: BUMPED_V2 }, CLOSURE_VERSIONS.v1);
+  const deps2 = await depsLayer(ctx, dir, 'deps-v2', v2);
+  const from = deps1.resolved.find((r) => r.source === BUMPED_V2.pkg)?.version;
+  const to = deps2.resolved.find((_, i) => v2.debs[i].only !== undefined);
+  return [
+    javaImage('java', 'v1', [...lower, deps1.layer, await appLayer(dir, 'app-v1', ORDERS_V1)], ORDERS_V1, ['first release']),
+    javaImage('java', 'v2', [...lower, deps2.layer, await appLayer(dir, 'app-v2', ORDERS_V2)], ORDERS_V2, [
+      `${BUMPED_V2.jar} from ${BUMPED_V2.pkg} ${from} -> ${to?.version}${to?.rebuilt ? ' (rebuilt with jar --update: one version on the mirror)' : ''}`,
+      `app ${ORDERS_V1.version} -> ${ORDERS_V2.version} (version string, config)`,
+    ]),
+  ];
+}
+
+async function planOrdersV3(ctx: BuildContext, dir: string, base: DebLayer, opt1: DebLayer, jre: { v1: string; v3: string }): Promise<PlannedImage> {
+  const opt3 = await debLayer(ctx, dir, 'opt-v3', { below: BASE_PACKAGES, wanted: OPT_V3, describe: `apt-get install ${OPT_V3.join(' ')}` });
+  const sameJre = jre.v1 === jre.v3;
+  const jre3 = await debLayer(ctx, dir, 'jre-v3', {
+    below: [...BASE_PACKAGES, ...OPT_V3], wanted: [jre.v3], describe: `apt-get install ${jre.v3}`,
+    after: { key: sameJre ? 'java-link-nocds' : 'java-link', apply: sameJre ? dropCds(linkJava(JVM)) : linkJava(JVM) },
+  });
+  const deps3 = await depsLayer(ctx, dir, 'deps-v3', javaDeps({ newest: BUMPED_V3 }, CLOSURE_VERSIONS.v3));
+  const app3 = await appLayer(dir, 'app-v3', ORDERS_V3);
+  return javaImage('java', 'v3', [base.layer, opt3.layer, jre3.layer, deps3.layer, app3], ORDERS_V3, [
+    `opt packages: ${OPT_V1.join(' ')} -> ${OPT_V3.join(' ')} (${opt3.debs.length} packages instead of ${opt1.debs.length})`,
+    sameJre ? `JRE ${jre.v1}: same package, CDS archive removed (one version on the mirror)` : `JRE ${jre.v1} -> ${jre.v3}`,
+    `jars: ${BUMPED_V3.join(', ')} at their newer Debian versions; ${CLOSURE} ${CLOSURE_VERSIONS.v1} -> ${CLOSURE_VERSIONS.v3}`,
+    `app ${ORDERS_V2.version} -> ${ORDERS_V3.version} (one more class, config)`,
+  ]);
 }
 
 async function planTeams(ctx: BuildContext, lower: ImageSpec['layers']): Promise<PlannedImage> {
