@@ -77,6 +77,31 @@ describe('blockify + materialize round trip on images made by other tools', () =
     });
   }
 
+  it('reads zstd layers and writes gzip, zstd and oci-archive outputs other tools accept', async () => {
+    const original = await readImage(src, 'v1');
+    const zst = join(t.dir, 'zstd-src');
+    await skopeoCopy(`oci:${src}:v1`, `oci:${zst}:v1`, ['--dest-compress-format', 'zstd']);
+    const layers = (await readImage(zst, 'v1')).manifest.layers as Array<{ mediaType: string }>;
+    assert.ok(layers.every((l) => l.mediaType.endsWith('+zstd')), 'skopeo wrote zstd layers');
+    const bf = join(t.dir, 'bf-zstd');
+    await ok(['blockify', `oci:${zst}:v1`, `oci:${bf}:1`, '--preset', 'java', '--compress', 'zstd'], env);
+    for (const compress of ['gzip', 'zstd'] as const) {
+      const out = join(t.dir, `std-${compress}`);
+      await ok(['materialize', `oci:${bf}:1`, `oci:${out}:1`, '--compress', compress], env);
+      const back = await readImage(out, '1');
+      assert.deepEqual(back.config.rootfs.diff_ids, original.config.rootfs.diff_ids);
+      const inspected = JSON.parse((await run('skopeo', ['inspect', `oci:${out}:1`])).stdout);
+      assert.equal(inspected.Layers.length, 5);
+      assert.ok(back.manifest.layers.every((l: { mediaType: string }) => l.mediaType.endsWith(`+${compress}`)), `every layer is ${compress}`);
+      // skopeo decompresses every layer and checks it against the config's diff_ids (docker-archive: gzip only)
+      if (compress === 'gzip') await skopeoCopy(`oci:${out}:1`, `docker-archive:${join(t.dir, `check-${compress}.tar`)}:x:1`);
+    }
+    const archive = join(t.dir, 'std.oci.tar');
+    await ok(['materialize', `oci:${bf}:1`, `oci-archive:${archive}:1`], env);
+    const inspected = JSON.parse((await run('skopeo', ['inspect', '--config', '--raw', `oci-archive:${archive}:1`])).stdout);
+    assert.deepEqual(inspected.rootfs.diff_ids, original.config.rootfs.diff_ids);
+  });
+
   it('shares blocks between images in the store and lists them', async () => {
     await ok(['blockify', `oci:${src}:v1`, 'app:1', '--preset', 'java'], env);
     const before = (await readdir(join(env.BLOCKPORT_HOME!, 'blobs', 'sha256'))).length;

@@ -12,7 +12,10 @@ import { putJson, platformOf } from './packaging.js';
 import { standardLayer } from './standard-layer.js';
 
 export interface MaterializeOptions {
-  /** Layer compression in oci:/store outputs: 'none' (default, nothing to recompress) or gzip/zstd. */
+  /**
+   * Layer compression in oci:/store outputs. Unset: spliced layers are stored uncompressed and the
+   * others keep their blobs (nothing is recompressed). Set: every layer ends up in that compression.
+   */
   compression?: Compression;
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
   signal?: AbortSignal;
@@ -103,8 +106,9 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
 
 /**
  * Materializes into an OCI place (oci:, oci-archive:, the store): layers that were never in block
- * form are linked or copied as they are; block-form layers are spliced, verified against their
- * diff_id while written, and stored uncompressed unless a compression is asked for.
+ * form are linked or copied as they are (unless another compression is asked for); block-form
+ * layers are spliced, verified against their diff_id while written, and stored uncompressed unless
+ * a compression is asked for.
  */
 export async function materializeToWriter(src: ImageReader, dst: ImageWriter, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
   const access = await BlockAccess.for(src);
@@ -116,7 +120,8 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
     const layers: MaterializedLayer[] = [];
     for (const [i, desc] of src.manifest.layers.entries()) {
       opts.signal?.throwIfAborted();
-      if (!isBlockLayer(desc.mediaType)) {
+      const keep = !isBlockLayer(desc.mediaType) && (opts.compression === undefined || compressionOf(desc.mediaType) === opts.compression);
+      if (keep) {
         await dst.copyBlob(src, desc);
         out.push({ mediaType: desc.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(desc.mediaType)) : desc.mediaType, digest: desc.digest, size: desc.size, annotations: desc.annotations });
         layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false });
@@ -143,7 +148,7 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
         await explain(err, access, i);
       }
       out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
-      layers.push({ index: i, diffId: diffIds[i], size, spliced: true });
+      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
     }
     await dst.copyBlob(src, src.manifest.config);
     const manifest: ImageManifest = {
