@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { acquireLock } from '../cas/lock.js';
+import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
@@ -36,14 +36,6 @@ export interface FsckReport {
 const TEMP_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
 const BLOB_RE = /^[a-f0-9]{64}$/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function names(dir: string): Promise<string[]> {
   return fsp.readdir(dir).catch(() => [] as string[]);

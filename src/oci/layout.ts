@@ -8,7 +8,7 @@ import { BlockportError, fromSystemError } from '../errors.js';
 import type { ImageReader, ImageWriter } from './image.js';
 import { parseJson, readSmall } from './json.js';
 import { Annotation, MediaType } from './media-types.js';
-import { checkDescriptor, resolveImage, type ResolvedImage } from './resolve.js';
+import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
@@ -114,32 +114,21 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export class LayoutImageReader implements ImageReader {
-  readonly manifest;
-  readonly manifestBytes;
-  readonly manifestDescriptor;
-  readonly config;
-  readonly configBytes;
+export class LayoutImageReader extends ResolvedImageReader implements ImageReader {
   readonly files: FsBlobStore;
 
   constructor(
-    readonly ref: string,
+    ref: string,
     readonly layout: OciLayout,
-    readonly resolved: ResolvedImage,
+    resolved: ResolvedImage,
   ) {
-    this.manifest = resolved.manifest;
-    this.manifestBytes = resolved.manifestBytes;
-    this.manifestDescriptor = resolved.manifestDescriptor;
-    this.config = resolved.config;
-    this.configBytes = resolved.configBytes;
+    super(ref, resolved);
     this.files = layout.blobs;
   }
 
   openBlob(desc: Descriptor): Promise<Readable> {
     return this.layout.blobs.open(desc.digest, desc.size);
   }
-
-  async close(): Promise<void> {}
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ImageReader, ImageWriter } from './image.js';
 import { parseJson } from './json.js';
 import { LayoutImageWriter, OciLayout } from './layout.js';
 import { Annotation } from './media-types.js';
-import { checkDescriptor, resolveImage, type ResolvedImage } from './resolve.js';
+import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
 import { indexTarFile, openMember, readMember, requireFile, type TarIndex } from './tar-index.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
@@ -39,31 +39,19 @@ export async function readBlobMember(index: TarIndex, name: string, desc: Descri
 }
 
 /** An image read in place from a tar file; `locate` names the member holding a blob. */
-export class ArchiveImageReader implements ImageReader {
-  readonly manifest;
-  readonly manifestBytes;
-  readonly manifestDescriptor;
-  readonly config;
-  readonly configBytes;
-
+export class ArchiveImageReader extends ResolvedImageReader implements ImageReader {
   constructor(
-    readonly ref: string,
+    ref: string,
     readonly index: TarIndex,
-    readonly resolved: ResolvedImage,
+    resolved: ResolvedImage,
     private readonly locate: (desc: Descriptor) => string,
   ) {
-    this.manifest = resolved.manifest;
-    this.manifestBytes = resolved.manifestBytes;
-    this.manifestDescriptor = resolved.manifestDescriptor;
-    this.config = resolved.config;
-    this.configBytes = resolved.configBytes;
+    super(ref, resolved);
   }
 
   async openBlob(desc: Descriptor): Promise<Readable> {
     return openBlobMember(this.index, this.locate(desc), desc);
   }
-
-  async close(): Promise<void> {}
 }
 
 /** Where an OCI layout keeps a blob. */

@@ -5,6 +5,31 @@ import { parseJson } from './json.js';
 import { MediaType } from './media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
 
+/**
+ * The part every ImageReader shares: the resolved manifest and config, held once. Places differ
+ * only in how they open a blob.
+ */
+export abstract class ResolvedImageReader {
+  readonly manifest: ImageManifest;
+  readonly manifestBytes: Buffer;
+  readonly manifestDescriptor: Descriptor;
+  readonly config: ImageConfig;
+  readonly configBytes: Buffer;
+
+  constructor(
+    readonly ref: string,
+    readonly resolved: ResolvedImage,
+  ) {
+    this.manifest = resolved.manifest;
+    this.manifestBytes = resolved.manifestBytes;
+    this.manifestDescriptor = resolved.manifestDescriptor;
+    this.config = resolved.config;
+    this.configBytes = resolved.configBytes;
+  }
+
+  async close(): Promise<void> {}
+}
+
 export interface ResolvedImage {
   manifest: ImageManifest;
   manifestBytes: Buffer;

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/types.js';
 import type { ImageReader } from '../oci/image.js';
 import { formatRef, parseRef, type ImageRef } from '../oci/reference.js';
-import { resolveImage, type ResolvedImage } from '../oci/resolve.js';
+import { resolveImage, ResolvedImageReader, type ResolvedImage } from '../oci/resolve.js';
 import { BlockportError } from '../errors.js';
 import { clientFor, type ClientOptions, type RegistryClient } from './client.js';
 import { RemoteImageWriter, type PushStats, type RemoteWriterOptions } from './remote-writer.js';
@@ -28,30 +28,18 @@ export function repositoryFor(r: DockerRef, push: boolean, options: RemoteOption
 }
 
 /** An image read from a registry: manifests fetched once and verified, blobs streamed and verified. */
-export class RemoteImageReader implements ImageReader {
-  readonly manifest;
-  readonly manifestBytes;
-  readonly manifestDescriptor;
-  readonly config;
-  readonly configBytes;
-
+export class RemoteImageReader extends ResolvedImageReader implements ImageReader {
   constructor(
-    readonly ref: string,
+    ref: string,
     readonly repo: Repository,
-    readonly resolved: ResolvedImage,
+    resolved: ResolvedImage,
   ) {
-    this.manifest = resolved.manifest;
-    this.manifestBytes = resolved.manifestBytes;
-    this.manifestDescriptor = resolved.manifestDescriptor;
-    this.config = resolved.config;
-    this.configBytes = resolved.configBytes;
+    super(ref, resolved);
   }
 
   openBlob(desc: Descriptor): Promise<Readable> {
     return this.repo.openBlob(desc);
   }
-
-  async close(): Promise<void> {}
 }
 
 /**
