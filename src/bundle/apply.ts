@@ -159,7 +159,8 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
   let staging: string | undefined;
   try {
     const layout = new OciLayout(home);
-    const b = await openBundle(files);
+    // a delta's base is a prerequisite, so it is in blobs/ (checked below, before anything is read)
+    const b = await openBundle(files, { basePath: (d) => layout.blobs.path(d) });
     const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
     const signature = checkSignature(b, await trustedKeys(opts.trust, home), label);
     await checkPrerequisites(b.manifest, layout, label);

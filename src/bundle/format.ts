@@ -17,8 +17,8 @@ export const SIGNATURE_MEMBER = 'bundle.json.sig';
 export const MAX_MANIFEST = 64 << 20;
 export const MAX_SIGNATURE = 64 << 10;
 
-/** How a blob's bytes are stored in the bundle. */
-export type BlobEncoding = 'none' | 'zstd';
+/** How a blob's bytes are stored in the bundle: as is, zstd frames, or a zstd patch against a base the receiver holds. */
+export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch';
 
 /** An image the bundle tags in the receiver's store. */
 export interface BundleTarget {
@@ -42,6 +42,8 @@ export interface BundleBlob {
   encoding: BlobEncoding;
   /** Bytes of the member (equals `size` when encoding is none). */
   storedSize: number;
+  /** For `zstd-patch`: the blob the patch applies to; always one of the prerequisites. */
+  base?: BundlePrerequisite;
 }
 
 /** The bundle manifest: everything a receiver needs to decide, verify and apply. */
@@ -61,9 +63,11 @@ export interface BundleSignature {
   signature: string;
 }
 
-/** The tar member name of a blob: OCI layout path, `.zst` when compressed. */
+const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch' };
+
+/** The tar member name of a blob: OCI layout path, `.zst` when compressed, `.zst-patch` for a delta. */
 export function blobMember(b: Pick<BundleBlob, 'digest' | 'encoding'>): string {
-  return `blobs/sha256/${digestHex(b.digest)}${b.encoding === 'zstd' ? '.zst' : ''}`;
+  return `blobs/sha256/${digestHex(b.digest)}${SUFFIX[b.encoding]}`;
 }
 
 function fail(where: string, what: string): never {
@@ -76,9 +80,22 @@ function checkBlob(x: unknown, where: string): BundleBlob {
   parseDigest(b.digest, where);
   checkSize(b.size, where);
   checkSize(b.storedSize, where);
-  if (b.encoding !== 'none' && b.encoding !== 'zstd') fail(where, `unknown encoding ${JSON.stringify(b.encoding)}`);
+  if (!Object.hasOwn(SUFFIX, b.encoding)) fail(where, `unknown encoding ${JSON.stringify(b.encoding)}`);
   if (b.encoding === 'none' && b.storedSize !== b.size) fail(where, 'storedSize differs from size for an unencoded blob');
-  return { digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: b.encoding, storedSize: b.storedSize };
+  const out: BundleBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: b.encoding, storedSize: b.storedSize };
+  if (b.encoding !== 'zstd-patch') return out;
+  if (!b.base || typeof b.base !== 'object') fail(where, 'a zstd-patch blob names no base');
+  out.base = { digest: parseDigest(b.base.digest, `${where}: base`), size: checkSize(b.base.size, `${where}: base`) };
+  if (out.base.digest === b.digest) fail(where, 'a blob cannot be its own base');
+  return out;
+}
+
+/** Every delta's base must be a prerequisite, so apply checks it is held before writing anything. */
+function checkBases(blobs: BundleBlob[], prerequisites: BundlePrerequisite[], where: string): void {
+  const held = new Map(prerequisites.map((p) => [p.digest, p.size]));
+  for (const b of blobs) {
+    if (b.base && held.get(b.base.digest) !== b.base.size) fail(where, `the base ${b.base.digest} of ${b.digest} is not among the prerequisites`);
+  }
 }
 
 /** Parses and checks `bundle.json`: version, every digest and size, unique blobs, valid names. */
@@ -106,6 +123,7 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
     if (seen.has(d)) fail(where, `${d} is listed twice`);
     seen.add(d);
   }
+  checkBases(blobs, prerequisites, where);
   return { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets, prerequisites, blobs };
 }
 

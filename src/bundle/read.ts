@@ -16,7 +16,13 @@ import {
   type BundleManifest,
   type BundleSignature,
 } from './format.js';
+import { patchDecoder } from './patch.js';
 import { concatFiles, findVolumes } from './volumes.js';
+
+export interface OpenBundleOptions {
+  /** The file of a blob the receiver holds: the base a `zstd-patch` member is decoded against. */
+  basePath?: (d: Digest) => string;
+}
 
 /** One blob member: its manifest entry and its decoded bytes (not verified: the caller checks them). */
 export interface BundleEntry {
@@ -53,7 +59,7 @@ function isRegular(e: TarEntry): boolean {
  * Opens a bundle (one file, or its volumes in order; a single FILE.001 finds the rest) as a stream:
  * reads bundle.json and the optional signature, and nothing else until `blobs()` is iterated.
  */
-export async function openBundle(args: string[]): Promise<OpenedBundle> {
+export async function openBundle(args: string[], opts: OpenBundleOptions = {}): Promise<OpenedBundle> {
   const files = await findVolumes(args);
   const label = files.length > 1 ? `${files[0]} (+${files.length - 1} volumes)` : files[0];
   const reader = new TarReader(concatFiles(files), label);
@@ -78,7 +84,7 @@ export async function openBundle(args: string[]): Promise<OpenedBundle> {
       if (e.header.path !== blobMember(blob) || !isRegular(e) || e.header.size !== blob.storedSize) {
         throw new BlockportError('ECORRUPT', `${label}: member ${JSON.stringify(e.header.path)} (${e.header.size} bytes) where bundle.json lists ${blobMember(blob)} (${blob.storedSize} bytes)`, { subject: label });
       }
-      yield { blob, index, data: () => decoded(e, blob, label) };
+      yield { blob, index, data: () => decoded(e, blob, label, opts.basePath) };
     }
     const end = manifest.blobs.length === 0 ? pending : await it.next();
     if (!end.done) throw new BlockportError('ECORRUPT', `${label}: unexpected member ${JSON.stringify(end.value.header.path)} after the last blob`, { subject: label });
@@ -90,9 +96,17 @@ export async function openBundle(args: string[]): Promise<OpenedBundle> {
   return { files, manifest, manifestBytes, digest: sha256(manifestBytes), signature, blobs };
 }
 
-function decoded(e: TarEntry, blob: BundleBlob, label: string): Readable {
+/** The transform that decodes a member: none, zstd, or a zstd patch against the base's file. */
+function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['basePath']) {
+  if (blob.encoding === 'zstd') return decompressor('zstd', what);
+  if (blob.encoding !== 'zstd-patch') return undefined;
+  if (!basePath || !blob.base) throw new BlockportError('EUNSUPPORTED', `${what}: a delta needs its base blob ${blob.base?.digest ?? ''}, and no store was given`);
+  return patchDecoder(basePath(blob.base.digest), what);
+}
+
+function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBundleOptions['basePath']): Readable {
   const body = Readable.from(e.body(), { objectMode: false, highWaterMark: 1 << 20 });
-  const d = blob.encoding === 'zstd' ? decompressor('zstd', `${label}: ${blobMember(blob)}`) : undefined;
+  const d = decoder(blob, `${label}: ${blobMember(blob)}`, basePath);
   if (!d) return body;
   body.on('error', (err) => d.destroy(err));
   return body.pipe(d);
