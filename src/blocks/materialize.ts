@@ -82,13 +82,14 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
       image.layers.push({
         diffId: diffIds[i],
         size,
+        // the archive writer checks each layer's size and diff_id as it streams (one hash per byte)
         open: async () => {
           opts.signal?.throwIfAborted();
           current = i;
-          const check = new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`);
           const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
-          body.on('error', (e) => check.destroy(e));
-          return body.pipe(progress(opts, i, diffIds.length, counter)).pipe(check);
+          const counted = body.pipe(progress(opts, i, diffIds.length, counter));
+          body.on('error', (e) => counted.destroy(e));
+          return counted;
         },
       });
     }

@@ -191,7 +191,8 @@ async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGen
     src.destroy();
   }
   if (h.size !== layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: ${h.size} bytes, ${layer.size} promised`, { subject: layer.diffId });
-  if (h.digest() !== layer.diffId) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: digest mismatch (got ${h.digest()})`, { subject: layer.diffId });
+  const got = h.digest();
+  if (got !== layer.diffId) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: digest mismatch (got ${got})`, { subject: layer.diffId });
 }
 
 /** The legacy `repositories` file: repository -> tag -> top layer id. */
