@@ -9,6 +9,8 @@ import { jsonBytes } from '../oci/json.js';
 import type { Descriptor } from '../oci/types.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, type BundleBlob, type BundleManifest } from './format.js';
+import type { DeltaCandidate } from './delta.js';
+import { encodeDeltas, patchPath, preferDeltas } from './delta-encode.js';
 import { encodeBlobs, encodedPath, type BlobSource } from './encode.js';
 import type { BundlePlan } from './plan.js';
 import { signManifest } from './sign.js';
@@ -21,7 +23,9 @@ export interface WriteBundleOptions {
   signKey?: KeyObject;
   /** Split into volumes of this many bytes. */
   split?: number;
-  onProgress?: (p: { phase: 'compress' | 'write'; done: number; total: number }) => void;
+  /** Blobs to try as zstd patches against a base the receiver holds (read from `bases`); kept when smaller. */
+  deltas?: { candidates: DeltaCandidate[]; bases: BlobSource };
+  onProgress?: (p: { phase: 'compress' | 'delta' | 'write'; done: number; total: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -36,6 +40,8 @@ export interface WriteBundleResult {
   /** Blobs carried, before and after compression. */
   rawBytes: number;
   storedBytes: number;
+  /** Blobs carried as zstd patches: how many, their size and their patches' size. */
+  deltas: { blobs: number; rawBytes: number; storedBytes: number };
 }
 
 function* member(name: string, data: Buffer): Generator<Buffer> {
@@ -51,7 +57,7 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
   for (const b of m.blobs) {
     signal?.throwIfAborted();
     yield encodeHeader({ path: blobMember(b), type: 'file', size: b.storedSize, mode: 0o644 });
-    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : b.encoding === 'zstd-patch' ? openFile(patchPath(dir, b)) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
     let n = 0;
     for await (const chunk of body) {
       n += chunk.length;
@@ -61,6 +67,17 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
     yield padding(b.storedSize);
   }
   yield END_OF_ARCHIVE;
+}
+
+/** Encodes the delta candidates and keeps each one smaller than the blob's plain encoding. */
+async function withDeltas(plain: BundleBlob[], src: BlobSource, dir: string, opts: WriteBundleOptions) {
+  const cands = opts.deltas?.candidates.filter((c) => plain.some((b) => b.digest === c.blob.digest)) ?? [];
+  if (cands.length === 0) return { blobs: plain, bases: [] };
+  const total = cands.reduce((n, c) => n + c.blob.size, 0);
+  let done = 0;
+  const onBlob = (d: Descriptor) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total });
+  const results = await encodeDeltas(cands, src, opts.deltas!.bases, dir, { onBlob, signal: opts.signal });
+  return preferDeltas(plain, results, dir, (b) => encodedPath(dir, b));
 }
 
 /**
@@ -76,8 +93,10 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
       opts.signal?.throwIfAborted();
       opts.onProgress?.({ phase: 'compress', done: (done += d.size), total: rawBytes });
     };
-    const blobs = await encodeBlobs(p.send, src, dir, { compress: opts.compress ?? true, onBlob });
-    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets: p.targets, prerequisites: p.prerequisites, blobs };
+    const plain = await encodeBlobs(p.send, src, dir, { compress: opts.compress ?? true, onBlob });
+    const { blobs, bases } = await withDeltas(plain, src, dir, opts);
+    const prerequisites = [...p.prerequisites, ...bases.filter((b) => !p.prerequisites.some((x) => x.digest === b.digest))];
+    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets: p.targets, prerequisites, blobs };
     const bytes = jsonBytes(manifest);
     const sig = opts.signKey ? signManifest(bytes, opts.signKey) : undefined;
     const storedBytes = blobs.reduce((n, b) => n + b.storedSize, 0);
@@ -90,7 +109,9 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
       }
     }
     const files = await writeVolumes(counted(), out, opts.split);
-    return { files, bytes: written, manifest, digest: sha256(bytes), signedBy: sig?.keyId, rawBytes, storedBytes };
+    const patched = blobs.filter((b) => b.encoding === 'zstd-patch');
+    const deltas = { blobs: patched.length, rawBytes: patched.reduce((n, b) => n + b.size, 0), storedBytes: patched.reduce((n, b) => n + b.storedSize, 0) };
+    return { files, bytes: written, manifest, digest: sha256(bytes), signedBy: sig?.keyId, rawBytes, storedBytes, deltas };
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
