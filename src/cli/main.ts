@@ -113,6 +113,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// if the event loop ever drains before main settles, that is a failure, never a silent success
+process.exitCode = 70;
 main(process.argv).then((code) => {
   process.exitCode = code;
 });
