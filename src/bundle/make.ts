@@ -1,7 +1,7 @@
 import type { Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { resolveImage } from '../oci/resolve.js';
-import type { Descriptor } from '../oci/types.js';
+import { deltaReport, measureDeltas, ownerSource, patchedSizes, prepareDeltas, type DeltaReport } from './make-delta.js';
 import { readInventory } from './inventory.js';
 import { plan, type BundlePlan, type Have } from './plan.js';
 import { reachable } from './reachable.js';
@@ -22,29 +22,28 @@ export interface MakeBundleOptions {
   sign?: string;
   split?: number;
   compress?: boolean;
+  /** Send changed blocks and layers as zstd patches against what the `since` images hold. */
+  delta?: boolean;
   dryRun?: boolean;
   onProgress?: WriteBundleOptions['onProgress'];
 }
 
 export interface MakeBundleResult {
   plan: BundlePlan;
+  /** With --delta: the patches (a dry run keeps those smaller than the blob; a write, those smaller than its plain encoding). */
+  deltas?: DeltaReport;
   /** What was written; absent on a dry run. */
   written?: Omit<WriteBundleResult, 'manifest'>;
 }
 
 /** What the receiver holds according to --since images and a --have inventory. */
-async function receiverHas(since: string[], haveFile: string | undefined): Promise<Have> {
+async function receiverHas(since: ImageSource[], haveFile: string | undefined): Promise<Have> {
   const blobs = new Set<Digest>();
   const diffIds = new Set<Digest>();
-  for (const ref of since) {
-    const src = await openSource(ref);
-    try {
-      for (const d of await reachable(src.top, (x) => src.read(x), ref)) blobs.add(d.digest);
-      const img = await resolveImage(src.top, (x) => src.read(x), ref);
-      for (const id of img.config.rootfs.diff_ids) diffIds.add(id);
-    } finally {
-      await src.close();
-    }
+  for (const src of since) {
+    for (const d of await reachable(src.top, (x) => src.read(x), src.ref)) blobs.add(d.digest);
+    const img = await resolveImage(src.top, (x) => src.read(x), src.ref);
+    for (const id of img.config.rootfs.diff_ids) diffIds.add(id);
   }
   if (haveFile) {
     const inv = await readInventory(haveFile);
@@ -56,16 +55,19 @@ async function receiverHas(since: string[], haveFile: string | undefined): Promi
 
 /**
  * Plans (and unless a dry run, writes) a bundle of the `to` images holding only what the receiver
- * lacks according to `since` and `have`.
+ * lacks according to `since` and `have`. With `delta`, blobs that have an older version in the
+ * `since` images travel as zstd patches against it when that is smaller.
  */
 export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleResult> {
   if (opts.to.length === 0) throw new BlockportError('EUSAGE', 'name at least one image to send with --to');
   if (!opts.dryRun && !opts.out) throw new BlockportError('EUSAGE', 'name the bundle file with -o FILE (or use --dry-run)');
+  if (opts.delta && !opts.since?.length) throw new BlockportError('EUSAGE', '--delta needs --since: the images whose blobs the receiver holds and this side can read');
   const signKey = opts.sign && !opts.dryRun ? await loadPrivateKey(opts.sign) : undefined;
   const targets = opts.to.map(parseTarget);
   const dup = targets.find((t, i) => targets.findIndex((u) => u.name === t.name) !== i);
   if (dup) throw new BlockportError('EUSAGE', `${dup.name} is named by two --to targets`);
   const sources: ImageSource[] = [];
+  const held: ImageSource[] = [];
   try {
     const wants = [];
     for (const t of targets) {
@@ -73,14 +75,21 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
       sources.push(src);
       wants.push(await describeWant(src, t.name));
     }
-    const p = plan(wants, await receiverHas(opts.since ?? [], opts.have));
-    if (opts.dryRun) return { plan: p };
-    const owner = new Map<Digest, ImageSource>();
-    wants.forEach((w, i) => w.blobs.forEach((d) => owner.has(d.digest) || owner.set(d.digest, sources[i])));
-    const blobs = { open: (d: Descriptor) => owner.get(d.digest)!.open(d), path: (d: Descriptor) => owner.get(d.digest)!.files?.path(d.digest) };
-    const { manifest: _m, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, onProgress: opts.onProgress });
-    return { plan: p, written };
+    for (const ref of opts.since ?? []) held.push(await openSource(ref));
+    const have = await receiverHas(held, opts.have);
+    const p = plan(wants, have);
+    const blobs = ownerSource(wants.map((w) => w.blobs), sources);
+    const deltas = opts.delta ? await prepareDeltas(sources, held, p, have) : undefined;
+    if (opts.dryRun) {
+      if (!deltas) return { plan: p };
+      let done = 0;
+      const total = deltas.candidates.reduce((n, c) => n + c.blob.size, 0);
+      const used = await measureDeltas(deltas.candidates, blobs, deltas.bases, (d) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total }));
+      return { plan: p, deltas: deltaReport(deltas.candidates, used, wants, p) };
+    }
+    const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, onProgress: opts.onProgress });
+    return { plan: p, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
   } finally {
-    for (const s of sources) await s.close();
+    for (const s of [...sources, ...held]) await s.close();
   }
 }

@@ -24,6 +24,7 @@ interface BundleFlags {
   sign?: string;
   split?: string;
   compress?: boolean;
+  delta?: boolean;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -39,30 +40,51 @@ async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeB
       sign: flags.sign,
       split: flags.split === undefined ? undefined : parseSize(flags.split),
       compress: flags.compress !== false,
+      delta: flags.delta,
       dryRun: flags.dryRun,
-      onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : 'writing'),
+      onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : p.phase === 'delta' ? 'computing deltas' : 'writing'),
     });
   } finally {
     bar.stop();
   }
 }
 
+/** The per-target table; with deltas, a WITH DELTAS column and the saving measured against it. */
+function planTable(r: MakeBundleResult): string {
+  const p = r.plan;
+  const d = r.deltas;
+  const rows = [['TARGET', 'IMAGE', 'LAYER-LEVEL UPDATE', 'THIS BUNDLE', ...(d ? ['WITH DELTAS'] : []), 'SAVING']];
+  p.perTarget.forEach((t, i) => {
+    const sent = d ? d.perTarget[i].bytes : t.send.bytes;
+    rows.push([t.name, humanSize(t.imageBytes), `${humanSize(t.layerLevel.bytes)} (${t.layerLevel.layers} layers)`, `${humanSize(t.send.bytes)} (${t.send.blobs} blobs)`, ...(d ? [humanSize(sent)] : []), ratio(t.layerLevel.bytes, sent)]);
+  });
+  const sent = d ? d.bytes : p.sizes.send;
+  if (p.perTarget.length > 1) rows.push(['total', humanSize(p.sizes.image), humanSize(p.sizes.layerLevel), `${humanSize(p.sizes.send)} (${p.send.length} blobs)`, ...(d ? [humanSize(sent)] : []), ratio(p.sizes.layerLevel, sent)]);
+  return table(rows);
+}
+
+/** One line per blob sent as a patch (the first 20), then how many were tried. */
+function printDeltas(d: NonNullable<MakeBundleResult['deltas']>, ctx: CliContext): void {
+  const name = (x: { path?: string; digest: string }) => x.path ?? shortDigest(x.digest);
+  ctx.say(`deltas: ${d.blobs.length} of ${d.tried} blobs with an older version travel as zstd patches`);
+  const rows = d.blobs.slice(0, 20).map((b) => [`  ${name(b)}`, humanSize(b.size), '->', humanSize(b.storedSize), `from ${name(b.base)} (${b.match})`]);
+  if (rows.length) ctx.say(table(rows));
+  if (d.blobs.length > 20) ctx.say(`  ... ${d.blobs.length - 20} more`);
+}
+
 function printBundle(r: MakeBundleResult, ctx: CliContext): void {
   const p = r.plan;
-  const rows = [['TARGET', 'IMAGE', 'LAYER-LEVEL UPDATE', 'THIS BUNDLE', 'SAVING']];
-  for (const t of p.perTarget) {
-    rows.push([t.name, humanSize(t.imageBytes), `${humanSize(t.layerLevel.bytes)} (${t.layerLevel.layers} layers)`, `${humanSize(t.send.bytes)} (${t.send.blobs} blobs)`, ratio(t.layerLevel.bytes, t.send.bytes)]);
-  }
-  if (p.perTarget.length > 1) rows.push(['total', humanSize(p.sizes.image), humanSize(p.sizes.layerLevel), `${humanSize(p.sizes.send)} (${p.send.length} blobs)`, ratio(p.sizes.layerLevel, p.sizes.send)]);
-  ctx.say(table(rows));
+  ctx.say(planTable(r));
   ctx.say(`\nlayer-level update: the standard layers the receiver lacks, uncompressed (as docker save writes them)`);
+  if (r.deltas) printDeltas(r.deltas, ctx);
   ctx.say(`prerequisites: ${p.prerequisites.length} blobs (${humanSize(p.sizes.prerequisites)}) the receiver must already hold`);
   const w = r.written;
   if (!w) {
     ctx.say(`dry run: nothing written (before compression; a bundle of everything would be ${humanSize(p.sizes.full)})`);
     return;
   }
-  ctx.say(`wrote ${w.files.join(', ')}: ${humanSize(w.bytes)} (blobs ${humanSize(w.rawBytes)} -> ${humanSize(w.storedBytes)} stored)`);
+  const patched = w.deltas.blobs ? `; ${w.deltas.blobs} as deltas: ${humanSize(w.deltas.rawBytes)} -> ${humanSize(w.deltas.storedBytes)}` : '';
+  ctx.say(`wrote ${w.files.join(', ')}: ${humanSize(w.bytes)} (blobs ${humanSize(w.rawBytes)} -> ${humanSize(w.storedBytes)} stored${patched})`);
   ctx.say(`bundle ${w.digest}${w.signedBy ? `, signed by key ${w.signedBy}` : ', unsigned'}`);
 }
 
@@ -115,11 +137,13 @@ export function registerBundleCommands(program: Command): void {
     .option('--sign <key>', "Ed25519 private key (from 'blockport keygen') to sign the bundle with")
     .option('--split <size>', 'split into volumes of at most SIZE bytes (e.g. 4G for FAT32)')
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
+    .option('--delta', 'send a changed block or layer as a zstd patch against its older version in the --since images, when smaller')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
   blockport bundle --to app:2 --since app:1 -o app-2.bpk --sign vendor.key
+  blockport bundle --to app:2 --since app:1 --delta -o app-2.bpk    # bumped jars as binary deltas
   blockport bundle --to app:2 --have customer-inventory.json -o app-2.bpk
   blockport bundle --to app:2 --to worker:7 --since app:1 --since worker:6 -o release.bpk --split 4G
   blockport bundle --to app:2=oci:./build:2 --since app:1 --dry-run --json`)

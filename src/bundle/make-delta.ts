@@ -1,0 +1,78 @@
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Digest } from '../digest/digest.js';
+import { resolveImage } from '../oci/resolve.js';
+import type { Descriptor } from '../oci/types.js';
+import { blockPath, planDeltas, type DeltaCandidate, type DeltaImage, type DeltaMatch } from './delta.js';
+import { encodeDeltas } from './delta-encode.js';
+import type { BlobSource } from './encode.js';
+import type { BundleBlob } from './format.js';
+import type { BundlePlan, Have, WantImage } from './plan.js';
+import type { ImageSource } from './source.js';
+
+/** What --delta did: each blob sent as a patch, and the bytes to send with patches in place. */
+export interface DeltaReport {
+  /** Blobs that had a base and were encoded against it. */
+  tried: number;
+  blobs: { digest: Digest; size: number; path?: string; base: { digest: Digest; size: number; path?: string }; match: DeltaMatch; storedSize: number }[];
+  /** Per target: blob bytes before compression, each patched blob counted at its patch's size. */
+  perTarget: { name: string; bytes: number }[];
+  /** The same over all targets, shared blobs once. */
+  bytes: number;
+}
+
+/** Reads blobs from whichever source lists them first. */
+export function ownerSource(lists: Descriptor[][], sources: ImageSource[]): BlobSource {
+  const owner = new Map<Digest, ImageSource>();
+  lists.forEach((l, i) => l.forEach((d) => owner.has(d.digest) || owner.set(d.digest, sources[i])));
+  return { open: (d) => owner.get(d.digest)!.open(d), path: (d) => owner.get(d.digest)!.files?.path(d.digest) };
+}
+
+/** The layers and blocks of an image with their annotations (reachable() keeps only digests). */
+async function deltaImage(src: ImageSource): Promise<DeltaImage> {
+  const img = await resolveImage(src.top, (d) => src.read(d), src.ref);
+  return { layers: img.manifest.layers, blocks: img.manifest.blocks ?? [] };
+}
+
+/** The blobs of the plan that have a base in the `held` images, and where to read those bases. */
+export async function prepareDeltas(targets: ImageSource[], held: ImageSource[], p: BundlePlan, have: Have): Promise<{ candidates: DeltaCandidate[]; bases: BlobSource }> {
+  const wantImages = await Promise.all(targets.map(deltaImage));
+  const heldImages = await Promise.all(held.map(deltaImage));
+  const candidates = planDeltas(wantImages, heldImages, new Set(p.send.map((d) => d.digest)), have.blobs);
+  return { candidates, bases: ownerSource(heldImages.map((h) => [...h.layers, ...h.blocks]), held) };
+}
+
+/** For a dry run: encodes every candidate in a temp folder and keeps the sizes of those smaller than their blob. */
+export async function measureDeltas(candidates: DeltaCandidate[], blobs: BlobSource, bases: BlobSource, onBlob?: (d: Descriptor) => void): Promise<Map<Digest, number>> {
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'blockport-delta-'));
+  try {
+    const results = await encodeDeltas(candidates, blobs, bases, dir, { onBlob });
+    return new Map([...results].filter(([, r]) => r.storedSize < r.candidate.blob.size).map(([d, r]) => [d, r.storedSize]));
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The patches a written bundle carries: digest -> patch size. */
+export function patchedSizes(blobs: BundleBlob[]): Map<Digest, number> {
+  return new Map(blobs.filter((b) => b.encoding === 'zstd-patch').map((b) => [b.digest, b.storedSize]));
+}
+
+/** Side-by-side numbers: what each target costs once the patches replace their blobs. */
+export function deltaReport(candidates: DeltaCandidate[], used: Map<Digest, number>, wants: WantImage[], p: BundlePlan): DeltaReport {
+  const sending = new Set(p.send.map((d) => d.digest));
+  const cost = (ds: Descriptor[]) => {
+    const seen = new Set<Digest>();
+    return ds.filter((d) => sending.has(d.digest) && !seen.has(d.digest) && Boolean(seen.add(d.digest))).reduce((n, d) => n + (used.get(d.digest) ?? d.size), 0);
+  };
+  const blobs = candidates.filter((c) => used.has(c.blob.digest)).map((c) => ({
+    digest: c.blob.digest,
+    size: c.blob.size,
+    path: blockPath(c.blob),
+    base: { digest: c.base.digest, size: c.base.size, path: blockPath(c.base) },
+    match: c.match,
+    storedSize: used.get(c.blob.digest)!,
+  }));
+  return { tried: candidates.length, blobs, perTarget: wants.map((w) => ({ name: w.name, bytes: cost(w.blobs) })), bytes: cost(p.send) };
+}
