@@ -109,5 +109,7 @@ function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBun
   const d = decoder(blob, `${label}: ${blobMember(blob)}`, basePath);
   if (!d) return body;
   body.on('error', (err) => d.destroy(err));
+  // a decoder that fails before its consumer listens (zstd absent) must not throw from pipe()'s handler
+  d.on('error', () => body.destroy());
   return body.pipe(d);
 }
