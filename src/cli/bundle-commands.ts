@@ -77,7 +77,10 @@ function printBundle(r: MakeBundleResult, ctx: CliContext): void {
   ctx.say(planTable(r));
   ctx.say(`\nlayer-level update: the standard layers the receiver lacks, uncompressed (as docker save writes them)`);
   if (r.deltas) printDeltas(r.deltas, ctx);
-  ctx.say(`prerequisites: ${p.prerequisites.length} blobs (${humanSize(p.sizes.prerequisites)}) the receiver must already hold`);
+  const listed = new Set(p.prerequisites.map((x) => x.digest));
+  const bases = new Map((r.deltas?.blobs ?? []).filter((b) => !listed.has(b.base.digest)).map((b) => [b.base.digest, b.base.size]));
+  const plusBases = bases.size ? `, plus ${bases.size} delta bases (${humanSize([...bases.values()].reduce((n, x) => n + x, 0))})` : '';
+  ctx.say(`prerequisites: ${p.prerequisites.length} blobs (${humanSize(p.sizes.prerequisites)})${plusBases} the receiver must already hold`);
   const w = r.written;
   if (!w) {
     ctx.say(`dry run: nothing written (before compression; a bundle of everything would be ${humanSize(p.sizes.full)})`);
