@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
 import { blockifyCommand, printBlockify } from './blockify.js';
 import { registerBundleCommands } from './bundle-commands.js';
+import { registerStoreCommands } from './store-commands.js';
 import { action, makeContext } from './context.js';
 import { imagesCommand, inspectCommand, printImages, printInspect } from './inspect.js';
 import { materializeCommand, printMaterialize } from './materialize.js';
@@ -80,6 +81,7 @@ Examples:
     .action(action(() => imagesCommand(), printImages));
 
   registerBundleCommands(program);
+  registerStoreCommands(program);
   return program;
 }
 
