@@ -32,30 +32,49 @@ async function fileOf(d: Descriptor, src: BlobSource, dir: string): Promise<{ pa
   return { path, copy: true };
 }
 
+/** zstd runs at once: patch-from is single-threaded, and this machine class has two cores. */
+const WORKERS = 2;
+
 /**
- * Encodes each candidate as a zstd patch against its base into `dir` (one zstd process at a time;
- * blobs are never held in memory), reading new blobs from `blobs` and bases from `bases`.
- * Every input is verified before zstd reads it. Copies made for sources without files are removed.
+ * Encodes each candidate as a zstd patch against its base into `dir` (at most WORKERS zstd
+ * processes; blobs are never held in memory), reading new blobs from `blobs` and bases from
+ * `bases`. Every input is verified before zstd reads it; copies made for sources without files
+ * are removed before returning.
  */
 export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, bases: BlobSource, dir: string, opts: { onBlob?: (d: Descriptor) => void; signal?: AbortSignal } = {}): Promise<Map<Digest, DeltaResult>> {
   const out = new Map<Digest, DeltaResult>();
-  const baseFiles = new Map<Digest, { path: string; copy: boolean }>();
-  try {
-    for (const c of cands) {
-      opts.signal?.throwIfAborted();
-      let base = baseFiles.get(c.base.digest);
-      if (!base) baseFiles.set(c.base.digest, (base = await fileOf(c.base, bases, dir)));
-      const target = await fileOf(c.blob, blobs, dir);
-      try {
-        const storedSize = await encodePatch({ path: base.path, size: c.base.size }, { path: target.path, size: c.blob.size }, patchPath(dir, c.blob), `delta of ${c.blob.digest}`);
-        out.set(c.blob.digest, { candidate: c, storedSize });
-      } finally {
-        if (target.copy) await fsp.rm(target.path, { force: true });
-      }
-      opts.onBlob?.(c.blob);
+  const baseFiles = new Map<Digest, Promise<{ path: string; copy: boolean }>>();
+  const one = async (c: DeltaCandidate) => {
+    if (!baseFiles.has(c.base.digest)) baseFiles.set(c.base.digest, fileOf(c.base, bases, dir));
+    const base = await baseFiles.get(c.base.digest)!;
+    const target = await fileOf(c.blob, blobs, dir);
+    try {
+      const storedSize = await encodePatch({ path: base.path, size: c.base.size }, { path: target.path, size: c.blob.size }, patchPath(dir, c.blob), `delta of ${c.blob.digest}`);
+      out.set(c.blob.digest, { candidate: c, storedSize });
+    } finally {
+      if (target.copy) await fsp.rm(target.path, { force: true });
     }
+    opts.onBlob?.(c.blob);
+  };
+  let next = 0;
+  let stop = false;
+  const worker = async () => {
+    try {
+      while (!stop && next < cands.length) {
+        opts.signal?.throwIfAborted();
+        await one(cands[next++]);
+      }
+    } catch (err) {
+      stop = true; // the other worker finishes its zstd run, then stops
+      throw err;
+    }
+  };
+  try {
+    const runs = await Promise.allSettled(Array.from({ length: Math.min(WORKERS, cands.length) }, worker));
+    const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
-    for (const f of baseFiles.values()) if (f.copy) await fsp.rm(f.path, { force: true });
+    for (const f of await Promise.allSettled(baseFiles.values())) if (f.status === 'fulfilled' && f.value.copy) await fsp.rm(f.value.path, { force: true });
   }
   return out;
 }
