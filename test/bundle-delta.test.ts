@@ -70,7 +70,7 @@ before(async () => {
   await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '-o', plainBundle]);
   await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '--delta', '-o', deltaBundle]);
 });
-after(() => (process.env.KEEP ? console.log(dir) : cleanup?.()));
+after(() => cleanup?.());
 
 test('--delta ships the bumped and the edited jar as patches: the bundle is far smaller', async () => {
   const plain = (await stat(plainBundle)).size;
