@@ -110,7 +110,7 @@ describe('hostile inputs are refused and change nothing', () => {
       const edits = await rewriteBlockLayers(s.src, '1', (e) => (e.path === 'app' && e.type === 'dir' ? entryBytes({ path: './app', type: 'symlink', linkname: '/etc' }) : undefined));
       assert.equal(edits, 1);
       const { manifest } = await blockFormImage(s.src, '1');
-      const text = (await run('sh', ['-c', `gzip -dc '${blobPath(s.src, manifest.layers[0].digest)}' | tar -tvf -`])).stdout;
+      const text = (await run('sh', ['-c', `tar -tvf '${blobPath(s.src, manifest.layers[0].digest)}'`])).stdout;
       assert.match(text, /app -> \/etc/);
       assert.match(text, /app\/\.import\.passwd/);
       await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.unsafe, /symlink \/app/, [s.out]);

@@ -23,7 +23,7 @@ import { refuseThroughSymlink } from './standard-layer.js';
 
 export interface BlockifyOptions {
   rules: BlockRules;
-  /** Compression of the block-form layers written (default gzip). */
+  /** Compression of the block-form layers written (default none: bundles compress and delta them). */
   compression?: Compression;
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
   signal?: AbortSignal;
@@ -209,7 +209,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
   if (src.manifest.blocks) {
     throw new BlockportError('EUNSUPPORTED', `${src.ref} is already in block form (materialize it first to blockify with other rules)`);
   }
-  const compression = options.compression ?? 'gzip';
+  const compression = options.compression ?? 'none';
   const matcher = new RuleMatcher(options.rules);
   const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-'));
   const layers: Descriptor[] = [];

@@ -132,21 +132,28 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
       const z = compressor(compression, 'layer');
       const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
       let stored;
+      // the chain starts flowing before putBlob listens: keep its first error and report that one
+      let failure: unknown;
+      const fail = (e: unknown) => (failure ??= e);
       try {
         const counted = body.pipe(progress(opts, i, diffIds.length, counter));
         body.on('error', (e) => counted.destroy(e));
+        counted.on('error', fail);
         if (z) {
           // compressed: the blob's digest is new, so check the diff_id on the way in
           const check = counted.pipe(new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`));
           counted.on('error', (e) => check.destroy(e));
           check.on('error', (e) => z.destroy(e));
+          check.on('error', fail);
+          z.on('error', fail);
           stored = await dst.putBlob(check.pipe(z));
         } else {
           // uncompressed: the blob is the diff_id, and the store verifies it while writing
           stored = await dst.putBlob(counted, { digest: diffIds[i], size });
         }
+        if (failure) throw failure;
       } catch (err) {
-        await explain(err, access, i);
+        await explain(failure ?? err, access, i);
       }
       out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
       layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });

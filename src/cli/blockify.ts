@@ -35,8 +35,11 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
     include: flags.include,
     exclude: flags.exclude,
   });
-  const compression = parseCompression(flags.compress, 'gzip');
-  parseRef(dst); // a bad destination is a usage error before any work
+  // a bad destination is a usage error before any work. Block-form layers stay uncompressed
+  // locally: bundles compress them with zstd and delta them against the previous version, which
+  // gzip would defeat; registries get gzip, as every registry user expects.
+  const target = parseRef(dst);
+  const compression = parseCompression(flags.compress, target.transport === 'docker' ? 'gzip' : 'none');
   const reader = await openImage(src);
   try {
     const writer = await openWriter(dst);

@@ -40,7 +40,7 @@ export function buildProgram(): Command {
     .option('--min-size <size>', 'files at or above this size become blocks (default 1M)')
     .option('--include <glob>', 'files matching this glob become blocks whatever their size; repeatable', collect)
     .option('--exclude <glob>', 'files matching this glob never become blocks; repeatable', collect)
-    .option('--compress <kind>', 'compression of rewritten layers: gzip (default), zstd, none')
+    .option('--compress <kind>', 'compression of rewritten layers: none (default; bundles compress and delta them), gzip (default for docker://), zstd')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
