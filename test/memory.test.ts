@@ -113,7 +113,8 @@ describe('peak memory does not grow with image size', () => {
       const r = {} as Record<Step, Measured>;
       r.blockify = await measure(['blockify', `docker-archive:${file}`, 'jars:1', '--preset', 'java', '--json'], env, rssFile);
       const stats = JSON.parse(r.blockify.stdout);
-      assert.ok(stats.blocks.length >= 2 && stats.layers[0].outputSize < 100_000, `blocks ${stats.blocks.length}, layer ${stats.layers[0].outputSize}`);
+      // the uncompressed block-form layer: about 1.5 kB of import entry per block
+      assert.ok(stats.blocks.length >= 2 && stats.layers[0].outputSize < 4096 * stats.blocks.length, `blocks ${stats.blocks.length}, layer ${stats.layers[0].outputSize}`);
       await rm(file);
       const out = join(dir, 'out.tar');
       r['materialize docker-archive'] = await measure(['materialize', 'jars:1', `docker-archive:${out}`], env, rssFile);
