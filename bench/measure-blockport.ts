@@ -1,0 +1,78 @@
+// Runs the blockport CLI the way a vendor and its customers do, timing every command and recording
+// its peak RSS: blockify into a vendor store, bundle each upgrade (with and without --delta), apply
+// the bundles in customer stores, materialize the results to docker-archives.
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bestOf, showCommand, warm, type Command, type Timing } from './measure-exec.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** One blockport command as run, with what it cost. */
+export interface BlockportRun extends Timing {
+  /** blockify, bundle, bundle --delta, apply, materialize. */
+  step: string;
+  /** What it worked on: an image tag or an upgrade name. */
+  subject: string;
+  command: string;
+  /** Every repetition's seconds (best of several for the short commands). */
+  runs: number[];
+}
+
+/** A store-bound runner of the CLI that keeps a log of every command. */
+export class Blockport {
+  readonly log: BlockportRun[] = [];
+
+  constructor(readonly work: string) {}
+
+  /** The command line of `blockport ARGS` against the store `home`. */
+  command(home: string, args: string[]): Command {
+    return { cmd: process.execPath, args: [CLI, ...args], env: { BLOCKPORT_HOME: join(this.work, home) } };
+  }
+
+  /** Runs `blockport ARGS` against the store `home` (`repeat` times, keeping the best). */
+  async run(home: string, step: string, subject: string, args: string[], repeat = 1, reset?: () => Promise<unknown>): Promise<BlockportRun> {
+    const c = this.command(home, args);
+    const t = await bestOf(repeat, c, reset);
+    const run: BlockportRun = { step, subject, command: showCommand(c).replace(CLI, 'blockport').replace(process.execPath + ' ', ''), seconds: t.seconds, peakRssKiB: t.peakRssKiB, runs: t.runs };
+    this.log.push(run);
+    return run;
+  }
+
+  /** The command `bundle --help` lists --delta: a sender can ship binary deltas. */
+  async hasDelta(): Promise<boolean> {
+    const { stdout } = await bestOf(1, this.command('vendor', ['bundle', '--help']));
+    return /--delta\b/.test(stdout);
+  }
+}
+
+/** The image a scenario tag names in a store (`java-v3` -> `java:v3`). */
+export function storeName(tag: string): string {
+  const i = tag.lastIndexOf('-');
+  return `${tag.slice(0, i)}:${tag.slice(i + 1)}`;
+}
+
+/** Blockifies a docker-archive into the vendor store with the scenario's preset. */
+export async function blockify(bp: Blockport, archive: string, tag: string, preset: string, home = 'vendor'): Promise<BlockportRun> {
+  await warm([archive]);
+  return bp.run(home, 'blockify', tag, ['blockify', `docker-archive:${archive}`, storeName(tag), '--preset', preset]);
+}
+
+/** Bundles `to` for a receiver holding `from`; resolves to the run and the bundle's size. */
+export async function bundle(bp: Blockport, from: string | undefined, to: string, out: string, opts: { delta?: boolean; repeat?: number; subject: string }): Promise<BlockportRun & { bytes: number }> {
+  const args = ['bundle', '--to', storeName(to), ...(from ? ['--since', storeName(from)] : []), '-o', out, ...(opts.delta ? ['--delta'] : [])];
+  const run = await bp.run('vendor', opts.delta ? 'bundle --delta' : 'bundle', opts.subject, args, opts.repeat);
+  return { ...run, bytes: (await fsp.stat(out)).size };
+}
+
+/** Applies a bundle in a customer store (once: a second apply of the same bundle is a no-op). */
+export async function apply(bp: Blockport, home: string, file: string, subject: string): Promise<BlockportRun> {
+  await warm([file]);
+  return bp.run(home, 'apply', subject, ['apply', file]);
+}
+
+/** Materializes a store image to a docker-archive (`repeat` times, keeping the best). */
+export async function materialize(bp: Blockport, home: string, tag: string, out: string, subject: string, repeat = 1): Promise<BlockportRun> {
+  const args = ['materialize', storeName(tag), `docker-archive:${out}:${storeName(tag)}`];
+  return bp.run(home, 'materialize', subject, args, repeat, () => fsp.rm(out, { force: true }));
+}

@@ -1,0 +1,124 @@
+// docs/benchmarks.md: the results of one run as Markdown tables, with the commands behind them.
+import { FULL_GZIP, FULL_ZSTD, PATCH_FROM } from './measure-bytes.js';
+import type { BlockportRun } from './measure-blockport.js';
+import { human, STRATEGIES } from './measure-chart.js';
+import type { ToolRun } from './measure-compare.js';
+import { formatTargets, ratio, type Results, type UpgradeBytes } from './measure-targets.js';
+
+function table(head: string[], rows: string[][], right = head.map((_, i) => i > 0)): string[] {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (right[i] ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+}
+
+const rssMB = (kib: number) => ((kib * 1024) / 1e6).toFixed(0);
+const secs = (s: number) => s.toFixed(2);
+
+function bytesSection(ups: UpgradeBytes[]): string[] {
+  const rows = STRATEGIES.map((s) => [s.label, ...ups.map((u) => {
+    const v = s.bytes(u);
+    return v === null ? 'n/a' : human(v);
+  })]);
+  const x = (a: number, b: number | null) => (b === null ? 'n/a' : `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}x`);
+  const ratios = [
+    ['layer-level delta / bundle', ...ups.map((u) => x(u.layerLevel.bytes, u.bundle))],
+    ['per-file dedup / bundle', ...ups.map((u) => x(u.perFile.bytes, u.bundle))],
+    ['bundle / lower bound', ...ups.map((u) => x(u.bundle, u.patchFrom.bytes))],
+    ['bundle --delta / lower bound', ...ups.map((u) => (u.bundleDelta === null ? 'n/a' : x(u.bundleDelta, u.patchFrom.bytes)))],
+    ['layer-level delta / bundle --delta', ...ups.map((u) => x(u.layerLevel.bytes, u.bundleDelta))],
+  ];
+  const detail = [
+    ['layers fetched by docker pull', ...ups.map((u) => `${u.layerLevel.layers} of ${u.layerLevel.of}`)],
+    ['new files (distinct contents)', ...ups.map((u) => String(u.perFile.files))],
+    ['new files, uncompressed', ...ups.map((u) => human(u.perFile.rawBytes))],
+  ];
+  const head = ['strategy', ...ups.map((u) => u.name)];
+  return [
+    '## Bytes a receiver gets, per upgrade', '',
+    'MB = 10^6 bytes; exact byte counts are in `benchmarks.json`.', '',
+    ...table(head, rows), '',
+    '![bytes per strategy and upgrade](bytes.svg)', '',
+    '### Ratios', '',
+    ...table(['ratio', ...ups.map((u) => u.name)], ratios), '',
+    '### Details', '',
+    ...table(['', ...ups.map((u) => u.name)], detail), '',
+    '### How each number is made', '',
+    `- **full image**: the target's docker-archive (as \`skopeo copy oci:... docker-archive:...\` writes it; \`docker save\` writes the same layers) through \`${FULL_GZIP.join(' ')}\` and \`${FULL_ZSTD.join(' ')}\`.`,
+    '- **layer-level delta** (what `docker pull` fetches): the sum of the compressed (gzip, as umoci stored them) sizes of the target\'s layers whose diff_id the old image lacks, from the OCI layout\'s descriptors.',
+    '- **per-file dedup** (what zstd:chunked-style pulls reach): the target\'s image is flattened (layers applied in order, whiteouts honoured); every regular, non-empty file whose sha256 is not the content of a file of the flattened old image is compressed on its own with `zstd -3` (distinct contents counted once; the table of contents such a pull also fetches is not counted).',
+    '- **blockport bundle**: `blockport blockify docker-archive:TAG.tar NAME:TAG --preset java` (node: `--preset node`) of both images into one vendor store, then `blockport bundle --to NAME:NEW --since NAME:OLD -o F`: the size of F. **--delta**: the same with `--delta`.',
+    `- **lower bound**: \`${PATCH_FROM.join(' ')}\` where OLD and NEW are the two docker-archives themselves (not their layers concatenated): what the best general-purpose binary delta of the whole image achieves.`,
+    '',
+  ];
+}
+
+function timingRow(step: string, r: BlockportRun | ToolRun, note: string): string[] {
+  const runs = r.runs.length > 1 ? ` (best of ${r.runs.length}: ${r.runs.map(secs).join(', ')})` : '';
+  return [step, `\`${r.command}\``, secs(r.seconds) + runs, rssMB(r.peakRssKiB), note];
+}
+
+function timingSection(r: Results): string[] {
+  const t = r.timings;
+  const mbps = (s: number) => `${(t.layerBytes / 1e6 / s).toFixed(0)} MB/s of layer data`;
+  const rows = [
+    timingRow('blockify (docker-archive in)', t.blockify, mbps(t.blockify.seconds)),
+    timingRow('blockify (oci: in, gzip layers)', t.blockifyOci, mbps(t.blockifyOci.seconds)),
+    timingRow('bundle', t.bundle, ''),
+    ...(t.bundleDelta ? [timingRow('bundle --delta', t.bundleDelta, '')] : []),
+    timingRow('apply', t.apply, ''),
+    timingRow('materialize to docker-archive', t.materialize, `${human(t.cp.bytes)} written`),
+    timingRow('skopeo copy oci: -> docker-archive:', t.skopeo, ''),
+    timingRow('GNU tar: extract, tar -c, gzip -6', t.gnuTar, 'the users\' workaround'),
+    timingRow('cp of the materialized archive', t.cp, `${human(t.cp.bytes)}`),
+  ];
+  const am = t.apply.seconds + t.materialize.seconds;
+  return [
+    `## Time and peak RSS: ${t.tag} (${human(t.layerBytes)} of uncompressed layers)`, '',
+    'Every command ran after its inputs were read once (page cache warm); the short ones best of 3. Peak RSS is GNU time\'s `%M` (MB = 10^6 bytes). The customer store holds java v1 when it applies the v1 -> v3 bundle.', '',
+    ...table(['step', 'command', 'seconds', 'peak RSS MB', ''], rows, [false, false, true, true, false]), '',
+    `- materialize is **${ratio(t.skopeo.seconds, t.materialize.seconds)} faster than skopeo copy**, ${ratio(t.gnuTar.seconds, t.materialize.seconds)} faster than GNU tar re-tarring, and takes ${(t.materialize.seconds / t.cp.seconds).toFixed(2)}x the time of cp of its output.`,
+    `- apply + materialize (${secs(am)} s) is ${ratio(t.skopeo.seconds, am)} faster than skopeo copy and ${ratio(t.gnuTar.seconds, am)} faster than GNU tar re-tarring.`,
+    `- blockify reads ${(t.layerBytes / 1e6 / t.blockify.seconds).toFixed(0)} MB/s of uncompressed layer data from a docker-archive, ${(t.layerBytes / 1e6 / t.blockifyOci.seconds).toFixed(0)} MB/s from an OCI layout with gzip layers.`,
+    '',
+  ];
+}
+
+function runsSection(r: Results): string[] {
+  const rows = r.runs.map((x) => [x.step, x.subject, secs(x.seconds), rssMB(x.peakRssKiB)]);
+  return ['## Every blockport command of the run', '', ...table(['command', 'on', 'seconds', 'peak RSS MB'], rows, [false, false, true, true]), ''];
+}
+
+function header(r: Results): string[] {
+  const mins = (r.seconds / 60).toFixed(1);
+  return [
+    '# Benchmarks', '',
+    `Generated by \`npm run bench\` (\`bench/run.ts\`) on ${r.date.slice(0, 10)}, in ${mins} minutes; rerun it rather than editing this file.`,
+    'The images are the scenarios of `bench/README.md` (built by `bench/scenarios.ts` from Debian and npm packages).', '',
+    '## How to rerun', '',
+    '```sh',
+    'npm run build && node dist/bench/scenarios.js --out bench/work   # once: the scenario images (about 5 minutes)',
+    'npm run bench                                                    # = npm run build && node dist/bench/run.js',
+    'node dist/bench/run.js --reuse --keep   # reuse bench/work/scenarios.json as is; keep the stores in bench/work/run',
+    '```', '',
+    'Compressing the full images with `zstd -19` and computing the `--patch-from` lower bounds takes about half an hour on two cores.',
+    'Their sizes depend only on the input bytes and the tool version, so they are cached in `bench/work/cache/bench-sizes.json`',
+    'under the sha256 of the inputs and the command; `--fresh` ignores the cache. Everything else is measured afresh on every run.',
+    `In this run ${r.cachedSizes} of ${r.upgrades.length * 3} such sizes came from the cache.`, '',
+    '## Machine', '',
+    ...table(['', ''], Object.entries(r.machine).map(([k, v]) => [k, v]), [false, false]), '',
+  ];
+}
+
+/** The whole Markdown report. */
+export function formatReport(r: Results): string {
+  return [
+    ...header(r),
+    ...bytesSection(r.upgrades),
+    ...timingSection(r),
+    '## Targets', '',
+    '```', ...formatTargets(r.targets), '```', '',
+    ...runsSection(r),
+  ].join('\n');
+}
