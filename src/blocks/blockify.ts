@@ -20,6 +20,7 @@ import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, ty
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
 import { refuseThroughSymlink } from './standard-layer.js';
+import { CHUNK } from '../chunk.js';
 
 export interface BlockifyOptions {
   rules: BlockRules;
@@ -196,7 +197,7 @@ async function blockifyLayer(
   }
   const file = join(tmp, `layer-${desc.digest.slice(7, 19)}`);
   const z = compressor(opts.compression, 'block-form layer');
-  await pipeline([Readable.from(layerBytes()), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: 1 << 20 })] as unknown as NodeJS.ReadWriteStream[]);
+  await pipeline([Readable.from(layerBytes()), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
   return { b, file, uncompressedSize: hashing.summary.size };
 }
 

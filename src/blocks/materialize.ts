@@ -10,6 +10,7 @@ import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
 import { putJson, platformOf } from './packaging.js';
 import { standardLayer } from './standard-layer.js';
+import { CHUNK } from '../chunk.js';
 
 export interface MaterializeOptions {
   /**
@@ -58,7 +59,7 @@ async function explain(err: unknown, access: BlockAccess, i: number): Promise<ne
 /** Counts bytes for the progress bar (no hashing: the diff_id check hashes once). */
 function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): Transform {
   return new Transform({
-    highWaterMark: 1 << 20,
+    highWaterMark: CHUNK,
     transform(chunk: Buffer, _enc, cb) {
       counter.bytes += chunk.length;
       opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
@@ -86,7 +87,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
         open: async () => {
           opts.signal?.throwIfAborted();
           current = i;
-          const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
+          const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: CHUNK });
           const counted = body.pipe(progress(opts, i, diffIds.length, counter));
           body.on('error', (e) => counted.destroy(e));
           return counted;
@@ -130,7 +131,7 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
       }
       const size = await layerSize(src, desc, access);
       const z = compressor(compression, 'layer');
-      const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: 1 << 20 });
+      const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: CHUNK });
       let stored;
       // the chain starts flowing before putBlob listens: keep its first error and report that one
       let failure: unknown;

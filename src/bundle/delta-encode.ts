@@ -8,6 +8,7 @@ import type { DeltaCandidate } from './delta.js';
 import type { BlobSource } from './encode.js';
 import type { BundleBlob, BundlePrerequisite } from './format.js';
 import { encodePatch } from './patch.js';
+import { CHUNK } from '../chunk.js';
 
 /** A delta that was computed: its candidate and the size of the patch left in the work folder. */
 export interface DeltaResult {
@@ -28,7 +29,7 @@ async function fileOf(d: Descriptor, src: BlobSource, dir: string): Promise<{ pa
     return { path: own, copy: false };
   }
   const path = join(dir, `${digestHex(d.digest)}.blob`);
-  await pipeline(await src.open(d), createWriteStream(path, { highWaterMark: 1 << 20 }));
+  await pipeline(await src.open(d), createWriteStream(path, { highWaterMark: CHUNK }));
   return { path, copy: true };
 }
 

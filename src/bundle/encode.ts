@@ -10,6 +10,7 @@ import { compressor } from '../oci/compression.js';
 import { compressionOf } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { BundleBlob } from './format.js';
+import { CHUNK } from '../chunk.js';
 
 /** Where a bundle's blobs come from: verified streams, and the file behind a blob when there is one. */
 export interface BlobSource {
@@ -48,7 +49,7 @@ async function looksCompressible(d: Descriptor, src: BlobSource): Promise<boolea
 
 /** Compresses one blob from its stream into the work folder. */
 async function compressStream(d: Descriptor, src: BlobSource, dir: string): Promise<void> {
-  await pipeline([await src.open(d), compressor('zstd', `compressing ${d.digest}`)!, createWriteStream(encodedPath(dir, d), { highWaterMark: 1 << 20 })] as unknown as NodeJS.ReadWriteStream[]);
+  await pipeline([await src.open(d), compressor('zstd', `compressing ${d.digest}`)!, createWriteStream(encodedPath(dir, d), { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
 }
 
 /** Compresses blob files with one zstd run per batch (`--output-dir-flat` names them HEX.zst), after checking each file's digest. */

@@ -18,6 +18,7 @@ import {
 } from './format.js';
 import { patchDecoder } from './patch.js';
 import { concatFiles, findVolumes } from './volumes.js';
+import { CHUNK } from '../chunk.js';
 
 export interface OpenBundleOptions {
   /** The file of a blob the receiver holds: the base a `zstd-patch` member is decoded against. */
@@ -105,7 +106,7 @@ function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['ba
 }
 
 function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBundleOptions['basePath']): Readable {
-  const body = Readable.from(e.body(), { objectMode: false, highWaterMark: 1 << 20 });
+  const body = Readable.from(e.body(), { objectMode: false, highWaterMark: CHUNK });
   const d = decoder(blob, `${label}: ${blobMember(blob)}`, basePath);
   if (!d) return body;
   body.on('error', (err) => d.destroy(err));

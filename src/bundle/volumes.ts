@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir, tempPathFor } from '../cas/atomic.js';
 import { BlockportError, fromSystemError } from '../errors.js';
+import { CHUNK } from '../chunk.js';
 
 /** The name of volume `n` (1-based) of a split bundle: FILE.001, FILE.002, ... */
 export function volumeName(file: string, n: number): string {
@@ -77,7 +78,7 @@ export async function findVolumes(files: string[]): Promise<string[]> {
 /** The bytes of `files` one after the other, read in 1 MiB chunks. */
 export async function* concatFiles(files: string[]): AsyncGenerator<Buffer> {
   for (const f of files) {
-    const s = createReadStream(f, { highWaterMark: 1 << 20 });
+    const s = createReadStream(f, { highWaterMark: CHUNK });
     try {
       for await (const chunk of s) yield chunk as Buffer;
     } catch (err) {

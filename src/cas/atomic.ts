@@ -4,6 +4,7 @@ import { dirname, join, basename } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fromSystemError } from '../errors.js';
+import { CHUNK } from '../chunk.js';
 
 /** A unique temporary name beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
@@ -35,7 +36,7 @@ function flushBehind(fh: fsp.FileHandle): Transform {
   let since = 0;
   let inFlight: Promise<void> | undefined;
   return new Transform({
-    highWaterMark: 1 << 20,
+    highWaterMark: CHUNK,
     transform(chunk: Buffer, _enc, cb) {
       since += chunk.length;
       if (since >= FLUSH_EVERY && !inFlight) {
@@ -93,7 +94,7 @@ export async function streamToFileAtomic(
 ): Promise<void> {
   const tmp = tempPathFor(path);
   try {
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: CHUNK });
     const sync = options.sync !== false;
     // a second handle on the same file, for the background flushes and the final fsync
     const fh = sync ? await new Promise<fsp.FileHandle>((resolve, reject) => {

@@ -5,6 +5,7 @@ import { digestHex, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { fsyncDir, fsyncFile, streamToFileAtomic } from './atomic.js';
+import { CHUNK } from '../chunk.js';
 
 /** What a write stored: the digest and size of the bytes that arrived. */
 export interface StoredBlob {
@@ -86,7 +87,7 @@ export class FsBlobStore implements BlobStore {
       throw fromSystemError(err, p);
     });
     const ranged = options.start !== undefined || options.end !== undefined;
-    const stream = fh.createReadStream({ start: options.start, end: options.end, highWaterMark: 1 << 20 });
+    const stream = fh.createReadStream({ start: options.start, end: options.end, highWaterMark: CHUNK });
     if (ranged || options.verify === false) return stream;
     let actual = size;
     if (actual === undefined) actual = (await fh.stat()).size;
@@ -163,5 +164,5 @@ export class FsBlobStore implements BlobStore {
 
 /** Opens a plain file as a stream with a large buffer (the default 64 KiB halves hashing speed). */
 export function openFile(path: string, start?: number, end?: number): Readable {
-  return createReadStream(path, { start, end, highWaterMark: 1 << 20 });
+  return createReadStream(path, { start, end, highWaterMark: CHUNK });
 }

@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { BlockportError } from '../errors.js';
 import { Hasher, type Digest } from './digest.js';
+import { CHUNK } from '../chunk.js';
 
 /** Largest blob blockport accepts from any descriptor: refuses absurd sizes before reading. */
 export const MAX_BLOB_SIZE = 2 ** 45; // 32 TiB
@@ -25,7 +26,7 @@ export class VerifyingStream extends Transform {
     readonly size: number,
     private readonly what: string = expected,
   ) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: CHUNK });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -66,7 +67,7 @@ export class HashingStream extends Transform {
     private readonly onChunk?: (n: number) => void,
     private readonly hash = true,
   ) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: CHUNK });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

@@ -3,6 +3,7 @@ import { Duplex, PassThrough, Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { BlockportError } from '../errors.js';
 import type { Compression } from './media-types.js';
+import { CHUNK } from '../chunk.js';
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -24,7 +25,7 @@ export function spawnFilter(cmd: string, args: string[], what: string): Duplex {
   child.stderr.on('data', (d: Buffer) => {
     if (stderr.length < 4096) stderr += d.toString();
   });
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const out = new PassThrough({ highWaterMark: CHUNK });
   const duplex = Duplex.from({ writable: child.stdin, readable: out });
   child.stdout.pipe(out, { end: false });
   const fail = (err: Error) => duplex.destroy(err);
@@ -47,7 +48,7 @@ export function spawnFilter(cmd: string, args: string[], what: string): Duplex {
 
 /** A gunzip whose failures are ECORRUPT naming `what`: zlib reports bad input as bare "unknown header flags set". */
 function gunzip(what: string): Duplex {
-  const z = createGunzip({ chunkSize: 1 << 20 });
+  const z = createGunzip({ chunkSize: CHUNK });
   const destroy = z._destroy.bind(z);
   const fromZlib = (e: Error | null | undefined) => /^Z_/.test(String((e as NodeJS.ErrnoException | undefined)?.code));
   z._destroy = (err, cb) => destroy(err, (e) => cb(fromZlib(e) ? new BlockportError('ECORRUPT', `${what}: corrupt gzip data (${e!.message})`, { cause: e }) : e));
@@ -63,7 +64,7 @@ export function decompressor(c: Compression, what: string): Duplex | undefined {
 
 /** A transform that compresses with `c` (gzip level 6 like docker; zstd level 3 like containerd). */
 export function compressor(c: Compression, what: string): Duplex | undefined {
-  if (c === 'gzip') return createGzip({ level: 6, chunkSize: 1 << 20 });
+  if (c === 'gzip') return createGzip({ level: 6, chunkSize: CHUNK });
   if (c === 'zstd') return spawnFilter('zstd', ['-3', '-c', '-q', '-T0'], what);
   return undefined;
 }
@@ -93,7 +94,7 @@ export async function peek(stream: Readable, n = 8): Promise<{ head: Buffer; str
       yield r.value as Buffer;
     }
   }
-  return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false, highWaterMark: 1 << 20 }) };
+  return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false, highWaterMark: CHUNK }) };
 }
 
 /**

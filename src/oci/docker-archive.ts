@@ -16,6 +16,7 @@ import { checkNameTag } from './reference.js';
 import { checkDescriptor, resolveImage, type ResolvedImage } from './resolve.js';
 import { indexTarFile, openMember, readMember, readMemberHead, requireFile, sniffCompression, type TarIndex } from './tar-index.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
+import { CHUNK } from '../chunk.js';
 
 /** One image in a docker-archive's manifest.json, member paths already checked and cleaned. */
 interface DockerEntry {
@@ -231,7 +232,7 @@ export function dockerArchiveStream(image: DockerArchiveImage): Readable {
     }
     yield END_OF_ARCHIVE;
   }
-  return Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
+  return Readable.from(generate(), { objectMode: false, highWaterMark: CHUNK });
 }
 
 /** Streams a docker-archive of `image` into `out` and ends it; a bad layer fails it part-way. */

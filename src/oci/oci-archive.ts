@@ -14,6 +14,7 @@ import { Annotation } from './media-types.js';
 import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
 import { indexTarFile, openMember, readMember, requireFile, type TarIndex } from './tar-index.js';
 import type { Descriptor, ImageIndex } from './types.js';
+import { CHUNK } from '../chunk.js';
 
 /** A verified stream of member `name`, which must hold exactly the blob `desc`. */
 export function openBlobMember(index: TarIndex, name: string, desc: Descriptor): Readable {
@@ -108,7 +109,7 @@ export function layoutTarStream(layout: OciLayout): Readable {
     for (const d of digests.sort()) yield* fileEntry(layout.blobs.path(d), `blobs/sha256/${digestHex(d)}`);
     yield END_OF_ARCHIVE;
   }
-  return Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
+  return Readable.from(generate(), { objectMode: false, highWaterMark: CHUNK });
 }
 
 /** One file as a tar entry; a file that changes size while being read fails the archive. */

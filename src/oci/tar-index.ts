@@ -7,6 +7,7 @@ import { cleanPath, resolveLink } from '../tar/path.js';
 import { paddingOf } from '../tar/reader.js';
 import { MAX_JSON_BLOB } from './json.js';
 import type { Compression } from './media-types.js';
+import { CHUNK } from '../chunk.js';
 
 /** Largest extension header (PAX or GNU long name) accepted while indexing: a DoS guard. */
 const MAX_EXTENSION = 1 << 20;
@@ -163,7 +164,7 @@ export function requireFile(index: TarIndex, name: string, what = index.file): T
 /** A stream of a member's data bytes (unverified: wrap it when the content has a digest). */
 export function openMember(file: string, m: TarMember): Readable {
   if (m.size === 0) return Readable.from([]);
-  return createReadStream(file, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 1 << 20 });
+  return createReadStream(file, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: CHUNK });
 }
 
 /** A small member (a JSON file) read whole; more than `limit` bytes is ECORRUPT. */

@@ -14,6 +14,7 @@ import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 import { TaskPool } from './pool.js';
 import { isManifestType, Repository } from './repository.js';
 import { uploadBlob, type BlobSource } from './upload.js';
+import { CHUNK } from '../chunk.js';
 
 /** What a push did, for statistics and tests. */
 export interface PushStats {
@@ -207,7 +208,7 @@ export class RemoteImageWriter implements ImageWriter {
     const file = join(await this.tempDir(), `spool-${this.spools++}`);
     const hashing = new HashingStream();
     try {
-      await pipeline(source, hashing, createWriteStream(file, { highWaterMark: 1 << 20 }));
+      await pipeline(source, hashing, createWriteStream(file, { highWaterMark: CHUNK }));
     } catch (err) {
       await fsp.rm(file, { force: true });
       throw fromSystemError(err, file);

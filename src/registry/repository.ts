@@ -6,6 +6,7 @@ import { MAX_JSON_BLOB, readSmall } from '../oci/json.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import { errorText, type RegistryClient } from './client.js';
+import { CHUNK } from '../chunk.js';
 
 /** What GET/HEAD of a manifest tells: the manifest a tag or digest names right now. */
 export interface ManifestResult {
@@ -112,7 +113,7 @@ export class Repository {
       throw new BlockportError('EMISSING', `${what}: not in the registry`, { subject: desc.digest });
     }
     if (!res.ok || !res.body) throw new BlockportError('EIO', `${what}: ${await errorText(res)}`, { subject: desc.digest });
-    const raw = Readable.fromWeb(res.body as never, { highWaterMark: 1 << 20 });
+    const raw = Readable.fromWeb(res.body as never, { highWaterMark: CHUNK });
     const verified = new VerifyingStream(desc.digest, desc.size, what);
     raw.on('error', (err) => verified.destroy(new BlockportError('EIO', `${what}: ${err.message}`, { subject: desc.digest, cause: err })));
     verified.on('close', () => raw.destroy());
