@@ -30,6 +30,13 @@ export function human(n: number): string {
   return `${(n / 1e3).toFixed(0)} kB`;
 }
 
+/** An axis label for a power of ten: "100 kB", "1 MB", "1 GB". */
+function decadeLabel(d: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  const u = Math.min(Math.floor(d / 3), units.length - 1);
+  return `${10 ** (d - 3 * u)} ${units[u]}`;
+}
+
 /** The decades the axis spans, from below the smallest value to above the largest. */
 function decades(values: number[]): [number, number] {
   const lo = Math.floor(Math.log10(Math.max(1, Math.min(...values))));
@@ -54,7 +61,7 @@ export function bytesChart(upgrades: UpgradeBytes[], title: string): string {
   for (let d = lo; d <= hi; d++) {
     const gx = x(10 ** d).toFixed(1);
     out.push(`<line x1="${gx}" y1="${TOP - 6}" x2="${gx}" y2="${legendTop - 10}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${gx}" y="${TOP - 10}" text-anchor="middle" fill="#616161">${human(10 ** d)}</text>`);
+    out.push(`<text x="${gx}" y="${TOP - 10}" text-anchor="middle" fill="#616161">${decadeLabel(d)}</text>`);
   }
   upgrades.forEach((u, gi) => {
     const top = TOP + gi * group;

@@ -40,29 +40,36 @@ export async function gnuTarRepack(layout: string, tag: string, work: string): P
   await warm(blobs);
   const root = join(work, 'retar-root');
   const out = join(work, 'retar.tar.gz');
-  const script = [
+  const script = (layers: string[], dir: string, tgz: string) => [
     'set -eo pipefail',
-    `mkdir -p ${root}`,
-    ...blobs.map((b) => `tar -xzf ${b} -C ${root} --numeric-owner`),
-    `tar -cf - -C ${root} --numeric-owner . | gzip -6 > ${out}`,
+    `mkdir -p ${dir}`,
+    ...layers.map((b) => `tar -xzf ${b} -C ${dir} --numeric-owner`),
+    `tar -cf - -C ${dir} --numeric-owner . | gzip -6 > ${tgz}`,
   ].join('; ');
+  // Shown with one extract per layer written out once: the blob names add nothing.
+  const shown = `bash -c '${script(['LAYER.tar.gz'], 'ROOT', 'OUT.tar.gz').replace('; tar -c', ' (for each of the ' + blobs.length + ' layers, in order); tar -c')}'`;
   const reset = async () => {
     await fsp.rm(root, { recursive: true, force: true });
     await fsp.rm(out, { force: true });
   };
   try {
-    return await bestFresh('GNU tar extract + tar -c | gzip -6', { cmd: 'bash', args: ['-c', script] }, 1, reset, `bash -c '${script}'`);
+    return await bestFresh('GNU tar extract + tar -c | gzip -6', { cmd: 'bash', args: ['-c', script(blobs, root, out)] }, 1, reset, shown);
   } finally {
     await reset();
   }
 }
 
-/** `cp FILE COPY`, best of `repeat` (the copy is removed before each run and afterwards). */
-export async function plainCp(file: string, work: string, repeat = 3): Promise<ToolRun & { bytes: number }> {
+/**
+ * `cp FILE COPY`, and `cp FILE COPY && sync COPY` (the copy on the disk, as durable as blockport's
+ * fsynced outputs), each best of `repeat`; the copy is removed before each run and afterwards.
+ */
+export async function plainCp(file: string, work: string, repeat = 3): Promise<{ cp: ToolRun; cpSync: ToolRun; bytes: number }> {
   await warm([file]);
   const copy = join(work, 'cp-copy.tar');
   const reset = () => fsp.rm(copy, { force: true });
-  const run = await bestFresh('cp of the materialized archive', { cmd: 'cp', args: [file, copy] }, repeat, reset);
+  const cp = await bestFresh('cp', { cmd: 'cp', args: [file, copy] }, repeat, reset);
+  const synced: Command = { cmd: 'bash', args: ['-c', `cp ${file} ${copy} && sync ${copy}`] };
+  const cpSync = await bestFresh('cp + sync', synced, repeat, reset, `bash -c 'cp ${file} ${copy} && sync ${copy}'`);
   await reset();
-  return { ...run, bytes: (await fsp.stat(file)).size };
+  return { cp, cpSync, bytes: (await fsp.stat(file)).size };
 }

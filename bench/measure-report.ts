@@ -49,7 +49,7 @@ function bytesSection(ups: UpgradeBytes[]): string[] {
     '- **layer-level delta** (what `docker pull` fetches): the sum of the compressed (gzip, as umoci stored them) sizes of the target\'s layers whose diff_id the old image lacks, from the OCI layout\'s descriptors.',
     '- **per-file dedup** (what zstd:chunked-style pulls reach): the target\'s image is flattened (layers applied in order, whiteouts honoured); every regular, non-empty file whose sha256 is not the content of a file of the flattened old image is compressed on its own with `zstd -3` (distinct contents counted once; the table of contents such a pull also fetches is not counted).',
     '- **blockport bundle**: `blockport blockify docker-archive:TAG.tar NAME:TAG --preset java` (node: `--preset node`) of both images into one vendor store, then `blockport bundle --to NAME:NEW --since NAME:OLD -o F`: the size of F. **--delta**: the same with `--delta`.',
-    `- **lower bound**: \`${PATCH_FROM.join(' ')}\` where OLD and NEW are the two docker-archives themselves (not their layers concatenated): what the best general-purpose binary delta of the whole image achieves.`,
+    `- **lower bound**: \`${PATCH_FROM.join(' ')}\` where OLD and NEW are the two docker-archives themselves (not their layers concatenated): what a general-purpose binary delta of the whole image achieves. It is a reference rather than a strict bound: deltas made block by block, each against the matching old block, can go below it.`,
     '',
   ];
 }
@@ -63,31 +63,53 @@ function timingSection(r: Results): string[] {
   const t = r.timings;
   const mbps = (s: number) => `${(t.layerBytes / 1e6 / s).toFixed(0)} MB/s of layer data`;
   const rows = [
-    timingRow('blockify (docker-archive in)', t.blockify, mbps(t.blockify.seconds)),
-    timingRow('blockify (oci: in, gzip layers)', t.blockifyOci, mbps(t.blockifyOci.seconds)),
-    timingRow('bundle', t.bundle, ''),
+    timingRow('blockify', t.blockify, mbps(t.blockify.seconds)),
+    ...t.blockifyVariants.map((v) => timingRow(v.step, v, mbps(v.seconds))),
+    timingRow('bundle (customer holds java v1)', t.bundle, ''),
     ...(t.bundleDelta ? [timingRow('bundle --delta', t.bundleDelta, '')] : []),
     timingRow('apply', t.apply, ''),
-    timingRow('materialize to docker-archive', t.materialize, `${human(t.cp.bytes)} written`),
+    timingRow('materialize to docker-archive', t.materialize, `${human(t.archiveBytes)} written, fsynced`),
     timingRow('skopeo copy oci: -> docker-archive:', t.skopeo, ''),
     timingRow('GNU tar: extract, tar -c, gzip -6', t.gnuTar, 'the users\' workaround'),
-    timingRow('cp of the materialized archive', t.cp, `${human(t.cp.bytes)}`),
+    timingRow('cp of the materialized archive', t.cp, 'left in the page cache'),
+    timingRow('cp + sync', t.cpSync, 'on the disk, like materialize'),
   ];
   const am = t.apply.seconds + t.materialize.seconds;
+  const m = t.materialize.seconds;
   return [
     `## Time and peak RSS: ${t.tag} (${human(t.layerBytes)} of uncompressed layers)`, '',
-    'Every command ran after its inputs were read once (page cache warm); the short ones best of 3. Peak RSS is GNU time\'s `%M` (MB = 10^6 bytes). The customer store holds java v1 when it applies the v1 -> v3 bundle.', '',
+    'Every command ran after its inputs were read once (page cache warm); bundle, materialize and cp best of 3. Peak RSS is GNU time\'s `%M`:',
+    'the largest single process of the command, child processes included (MB = 10^6 bytes): `bundle --delta`, and `apply` of a delta bundle, run `zstd --patch-from`,',
+    'whose memory (the base blob and the window) counts there. The customer store holds java v1 when it applies the v1 -> v3 bundle.', '',
     ...table(['step', 'command', 'seconds', 'peak RSS MB', ''], rows, [false, false, true, true, false]), '',
-    `- materialize is **${ratio(t.skopeo.seconds, t.materialize.seconds)} faster than skopeo copy**, ${ratio(t.gnuTar.seconds, t.materialize.seconds)} faster than GNU tar re-tarring, and takes ${(t.materialize.seconds / t.cp.seconds).toFixed(2)}x the time of cp of its output.`,
+    `- materialize is **${ratio(t.skopeo.seconds, m)} faster than skopeo copy** and ${ratio(t.gnuTar.seconds, m)} faster than GNU tar re-tarring; it takes ${(m / t.cpSync.seconds).toFixed(1)}x the time of cp + sync of its output (${(m / t.cp.seconds).toFixed(1)}x plain cp).`,
     `- apply + materialize (${secs(am)} s) is ${ratio(t.skopeo.seconds, am)} faster than skopeo copy and ${ratio(t.gnuTar.seconds, am)} faster than GNU tar re-tarring.`,
-    `- blockify reads ${(t.layerBytes / 1e6 / t.blockify.seconds).toFixed(0)} MB/s of uncompressed layer data from a docker-archive, ${(t.layerBytes / 1e6 / t.blockifyOci.seconds).toFixed(0)} MB/s from an OCI layout with gzip layers.`,
+    `- blockify reads ${(t.layerBytes / 1e6 / t.blockify.seconds).toFixed(0)} MB/s of uncompressed layer data from a docker-archive, with its default options.`,
     '',
+    ...profileSection(r),
+  ];
+}
+
+function profileSection(r: Results): string[] {
+  const p = r.timings.profiles;
+  const rows = (s: typeof p.blockify) => s.top.map((f) => [`\`${f.fn}\``, String(f.ms), `${(100 * f.share).toFixed(0)}%`]);
+  return [
+    '### Where the time goes', '',
+    `\`node --cpu-prof\` of the same blockify (${secs(p.blockify.seconds)} s, ${p.blockify.sampledMs} ms sampled on the main thread) and materialize (${secs(p.materialize.seconds)} s, ${p.materialize.sampledMs} ms sampled): self time of the heaviest functions.`,
+    '`update hash` is sha256 (`Hash.update`). zlib and file system calls run in libuv\'s thread pool: the main thread shows that wait as `(idle)`.', '',
+    '**blockify**', '', ...table(['function', 'ms', 'share'], rows(p.blockify)), '',
+    '**materialize**', '', ...table(['function', 'ms', 'share'], rows(p.materialize)), '',
   ];
 }
 
 function runsSection(r: Results): string[] {
   const rows = r.runs.map((x) => [x.step, x.subject, secs(x.seconds), rssMB(x.peakRssKiB)]);
   return ['## Every blockport command of the run', '', ...table(['command', 'on', 'seconds', 'peak RSS MB'], rows, [false, false, true, true]), ''];
+}
+
+/** Seconds the full-image and --patch-from compressions took when they were measured. */
+function compressSeconds(r: Results): number {
+  return r.upgrades.reduce((n, u) => n + u.fullGzip.seconds + u.fullZstd.seconds + u.patchFrom.seconds, 0);
 }
 
 function header(r: Results): string[] {
@@ -102,10 +124,10 @@ function header(r: Results): string[] {
     'npm run bench                                                    # = npm run build && node dist/bench/run.js',
     'node dist/bench/run.js --reuse --keep   # reuse bench/work/scenarios.json as is; keep the stores in bench/work/run',
     '```', '',
-    'Compressing the full images with `zstd -19` and computing the `--patch-from` lower bounds takes about half an hour on two cores.',
-    'Their sizes depend only on the input bytes and the tool version, so they are cached in `bench/work/cache/bench-sizes.json`',
-    'under the sha256 of the inputs and the command; `--fresh` ignores the cache. Everything else is measured afresh on every run.',
-    `In this run ${r.cachedSizes} of ${r.upgrades.length * 3} such sizes came from the cache.`, '',
+    `Compressing the full images (gzip, \`zstd -19\`) and computing the \`--patch-from\` lower bounds took ${(compressSeconds(r) / 60).toFixed(0)} minutes`,
+    '(the sum of the runs, two at a time on two cores). Their sizes depend only on the input bytes and the tool version, so they are',
+    'cached in `bench/work/cache/bench-sizes.json` under the sha256 of the inputs and the command; `--fresh` ignores the cache.',
+    `Everything else is measured afresh on every run. In this run ${r.cachedSizes} of ${r.upgrades.length * 3} such sizes came from the cache.`, '',
     '## Machine', '',
     ...table(['', ''], Object.entries(r.machine).map(([k, v]) => [k, v]), [false, false]), '',
   ];

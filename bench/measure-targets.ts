@@ -3,6 +3,7 @@ import type { Sized } from './measure-bytes.js';
 import type { BlockportRun } from './measure-blockport.js';
 import type { ToolRun } from './measure-compare.js';
 import type { PerFileResult } from './measure-files.js';
+import type { ProfileSummary } from './measure-profile.js';
 
 /** The bytes a receiver gets for one upgrade under each strategy. */
 export interface UpgradeBytes {
@@ -25,14 +26,20 @@ export interface Timings {
   /** Uncompressed layer bytes (the sum of the layer tars). */
   layerBytes: number;
   blockify: BlockportRun;
-  blockifyOci: BlockportRun;
+  /** The same image from an OCI layout, and with other compressions of the rewritten layers. */
+  blockifyVariants: BlockportRun[];
   bundle: BlockportRun;
   bundleDelta: BlockportRun | null;
   apply: BlockportRun;
   materialize: BlockportRun;
   skopeo: ToolRun;
   gnuTar: ToolRun;
-  cp: ToolRun & { bytes: number };
+  cp: ToolRun;
+  /** cp, then sync of the copy: as durable as materialize's fsynced output. */
+  cpSync: ToolRun;
+  /** Size of the materialized docker-archive. */
+  archiveBytes: number;
+  profiles: { blockify: ProfileSummary; materialize: ProfileSummary };
 }
 
 /** What a run measured and where. */
@@ -99,8 +106,12 @@ export function judge(upgrades: UpgradeBytes[], t: Timings, runs: BlockportRun[]
     deltaTarget(v3, 'java v1->v3'),
     bundleVsPerFile(teams, 'teams (java v1 -> teams v1)'),
     deltaTarget(teams, 'teams (java v1 -> teams v1)'),
-    { name: `materialize ${t.tag} (${mb(t.cp.bytes)}) to docker-archive: at least 3x faster than skopeo copy`, pass: t.skopeo.seconds >= 3 * t.materialize.seconds, value: `${t.materialize.seconds.toFixed(2)} s vs ${t.skopeo.seconds.toFixed(2)} s (${ratio(t.skopeo.seconds, t.materialize.seconds)})` },
-    { name: `materialize ${t.tag} within 1.5x of cp of the output`, pass: t.materialize.seconds <= 1.5 * t.cp.seconds, value: `${t.materialize.seconds.toFixed(2)} s vs ${t.cp.seconds.toFixed(2)} s (${(t.materialize.seconds / t.cp.seconds).toFixed(2)}x)` },
+    { name: `materialize ${t.tag} (${mb(t.archiveBytes)}) to docker-archive: at least 3x faster than skopeo copy`, pass: t.skopeo.seconds >= 3 * t.materialize.seconds, value: `${t.materialize.seconds.toFixed(2)} s vs ${t.skopeo.seconds.toFixed(2)} s (${ratio(t.skopeo.seconds, t.materialize.seconds)})` },
+    {
+      name: `materialize ${t.tag} within 1.5x of cp of the output (cp + sync: materialize fsyncs its output)`,
+      pass: t.materialize.seconds <= 1.5 * t.cpSync.seconds,
+      value: `${t.materialize.seconds.toFixed(2)} s vs ${t.cpSync.seconds.toFixed(2)} s (${(t.materialize.seconds / t.cpSync.seconds).toFixed(2)}x); plain cp without sync ${t.cp.seconds.toFixed(2)} s (${(t.materialize.seconds / t.cp.seconds).toFixed(1)}x)`,
+    },
     { name: 'blockify at 200 MB/s or more of uncompressed layer data', pass: mbps >= 200, value: `${mbps.toFixed(0)} MB/s (${t.tag}, ${mb(t.layerBytes)} in ${t.blockify.seconds.toFixed(2)} s)` },
     { name: 'peak RSS under 150 MB for every command on every scenario', pass: worst.peakRssKiB < RSS_LIMIT_KIB, value: `worst ${((worst.peakRssKiB * 1024) / 1e6).toFixed(0)} MB (${worst.step} ${worst.subject}); ${runs.filter((r) => r.peakRssKiB >= RSS_LIMIT_KIB).length} of ${runs.length} commands at or over` },
   ];

@@ -9,12 +9,13 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mapLimit } from './exec.js';
-import { apply, blockify, Blockport, bundle, materialize, type BlockportRun } from './measure-blockport.js';
+import { apply, blockify, Blockport, bundle, materialize, storeName, type BlockportRun } from './measure-blockport.js';
 import { bytesChart } from './measure-chart.js';
 import { FULL_GZIP, FULL_ZSTD, Inputs, layerLevel, PATCH_FROM, sizeOf, toolVersion } from './measure-bytes.js';
 import { gnuTarRepack, plainCp, skopeoCopy } from './measure-compare.js';
 import { spawnText, SizeCache } from './measure-exec.js';
 import { flattenArchive, perFileDedup, type FlatImage, type PerFileResult } from './measure-files.js';
+import { profile, type ProfileSummary } from './measure-profile.js';
 import { formatReport } from './measure-report.js';
 import { formatTargets, judge, type Results, type Timings, type UpgradeBytes } from './measure-targets.js';
 import { buildScenarios, type ScenarioImage, type ScenarioSet, type Upgrade } from './scenarios.js';
@@ -51,20 +52,39 @@ async function scenarioSet(out: string, reuse: boolean): Promise<ScenarioSet> {
 const presetOf = (img: ScenarioImage) => (img.scenario === 'node' ? 'node' : 'java');
 const layerBytes = (img: ScenarioImage) => img.layers.reduce((n, l) => n + l.tarBytes, 0);
 
+type Bundles = Map<string, { plain: BlockportRun & { bytes: number }; delta: (BlockportRun & { bytes: number }) | null }>;
+
+/** The biggest image blockified other ways (each into a store of its own, removed after), and profiled. */
+async function blockifyVariants(c: Ctx): Promise<{ variants: BlockportRun[]; profile: ProfileSummary }> {
+  const big = c.image(c.big);
+  const src = `docker-archive:${big.archive}`;
+  const preset = ['--preset', presetOf(big)];
+  const variants: BlockportRun[] = [];
+  for (const [step, args] of [
+    ['blockify, oci: in (gzip layers)', [big.ref, 'scratch:1', ...preset]],
+    ['blockify --compress zstd', [src, 'scratch:1', ...preset, '--compress', 'zstd']],
+    ['blockify --compress gzip', [src, 'scratch:1', ...preset, '--compress', 'gzip']],
+  ] as const) {
+    variants.push(await c.bp.run('scratch', step, big.tag, ['blockify', ...args]));
+    await fsp.rm(join(c.work, 'scratch'), { recursive: true, force: true });
+  }
+  const prof = await profile(c.bp.command('scratch', ['blockify', src, 'scratch:1', ...preset]));
+  await fsp.rm(join(c.work, 'scratch'), { recursive: true, force: true });
+  return { variants, profile: prof };
+}
+
 /** Vendor side: every image blockified (the biggest first, into an empty store), every upgrade bundled. */
-async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; blockifyOci: BlockportRun; bundles: Map<string, { plain: BlockportRun & { bytes: number }; delta: (BlockportRun & { bytes: number }) | null }> }> {
+async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; bundles: Bundles }> {
   const big = c.image(c.big);
   log(`blockify ${big.tag} (timed, empty store)`);
   const first = await blockify(c.bp, big.archive, big.tag, presetOf(big));
-  const fromOci = await c.bp.run('scratch', 'blockify (from oci:)', big.tag, ['blockify', big.ref, 'scratch:1', '--preset', presetOf(big)]);
-  await fsp.rm(join(c.work, 'scratch'), { recursive: true, force: true });
   const tags = [...new Set(c.upgrades.flatMap((u) => [u.from, u.to]))].filter((t) => t !== c.big);
   for (const tag of tags) {
     log(`blockify ${tag}`);
     const img = c.image(tag);
     await blockify(c.bp, img.archive, tag, presetOf(img));
   }
-  const bundles = new Map<string, { plain: BlockportRun & { bytes: number }; delta: (BlockportRun & { bytes: number }) | null }>();
+  const bundles: Bundles = new Map();
   for (const u of c.upgrades) {
     log(`bundle ${u.name}${c.delta ? ' (and --delta)' : ''}`);
     const repeat = u.to === c.big ? 3 : 1;
@@ -73,7 +93,7 @@ async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; blockifyOci: Bl
     bundles.set(u.name, { plain, delta });
   }
   for (const from of new Set(c.upgrades.map((u) => u.from))) await bundle(c.bp, undefined, from, join(c.work, `${from}.full.bpk`), { subject: `${from} (full)` });
-  return { blockify: first, blockifyOci: fromOci, bundles };
+  return { blockify: first, bundles };
 }
 
 /** Customer side: stores holding the old images apply each upgrade and materialize the new image. */
@@ -100,7 +120,7 @@ async function customers(c: Ctx): Promise<{ apply: BlockportRun; materialize: Bl
 }
 
 /** The sizes of every strategy per upgrade; the compressions run two at a time, through the cache. */
-async function bytesOf(c: Ctx, cache: SizeCache, bundles: Awaited<ReturnType<typeof vendor>>['bundles']): Promise<UpgradeBytes[]> {
+async function bytesOf(c: Ctx, cache: SizeCache, bundles: Bundles): Promise<UpgradeBytes[]> {
   const inputs = new Inputs();
   const [gz, zs] = await Promise.all([toolVersion('gzip'), toolVersion('zstd')]);
   const jobs = c.upgrades.flatMap((u) => [
@@ -173,8 +193,12 @@ async function measure(c: Ctx, o: Options, started: number): Promise<Results> {
   const mach = await machine(c.work);
   log(`${c.upgrades.length} upgrades; timing on ${c.big}; bundle --delta ${c.delta ? 'available' : 'not available'}; load ${mach['load average at start']}`);
   const v = await vendor(c);
+  log(`blockify ${c.big} other ways, and profiled`);
+  const variants = await blockifyVariants(c);
   const cust = await customers(c);
-  log(`skopeo copy, GNU tar, cp of ${c.big}`);
+  log(`materialize ${c.big} profiled; skopeo copy, GNU tar, cp`);
+  const matProfile = await profile(c.bp.command('customer', ['materialize', storeName(c.big), `docker-archive:${join(c.work, 'profiled.tar')}:${storeName(c.big)}`]));
+  await fsp.rm(join(c.work, 'profiled.tar'), { force: true });
   const skopeo = await skopeoCopy(c.set.layout, c.big, join(c.work, 'skopeo.tar'), c.image(c.big).archiveName);
   const gnuTar = await gnuTarRepack(c.set.layout, c.big, c.work);
   const cp = await plainCp(cust.archive, c.work);
@@ -182,8 +206,9 @@ async function measure(c: Ctx, o: Options, started: number): Promise<Results> {
   const bytes = await bytesOf(c, cache, v.bundles);
   const bigBundle = v.bundles.get(c.upgrades.find((u) => u.to === c.big)!.name)!;
   const timings: Timings = {
-    tag: c.big, layerBytes: layerBytes(c.image(c.big)), blockify: v.blockify, blockifyOci: v.blockifyOci,
-    bundle: bigBundle.plain, bundleDelta: bigBundle.delta, apply: cust.apply, materialize: cust.materialize, skopeo, gnuTar, cp,
+    tag: c.big, layerBytes: layerBytes(c.image(c.big)), blockify: v.blockify, blockifyVariants: variants.variants,
+    bundle: bigBundle.plain, bundleDelta: bigBundle.delta, apply: cust.apply, materialize: cust.materialize, skopeo, gnuTar,
+    cp: cp.cp, cpSync: cp.cpSync, archiveBytes: cp.bytes, profiles: { blockify: variants.profile, materialize: matProfile },
   };
   mach['load average at end'] = loadavg().map((x) => x.toFixed(2)).join(' ');
   return {

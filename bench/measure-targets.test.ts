@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { BlockportRun } from './measure-blockport.js';
+import { selfTimes } from './measure-profile.js';
+import { formatTargets, judge, type Timings, type UpgradeBytes } from './measure-targets.js';
+
+const sized = (bytes: number) => ({ bytes, seconds: 1, cached: true });
+const run = (step: string, seconds: number, rssMB: number): BlockportRun => ({ step, subject: 'x', command: step, seconds, peakRssKiB: (rssMB * 1e6) / 1024, runs: [seconds] });
+
+function upgrade(to: string, o: Partial<UpgradeBytes>): UpgradeBytes {
+  return {
+    name: to, from: 'java-v1', to, fullGzip: sized(3e8), fullZstd: sized(2e8), layerLevel: { bytes: 1e8, layers: 2, of: 5 },
+    perFile: { files: 3, rawBytes: 3e5, bytes: 2.5e5 }, bundle: 3e5, bundleDelta: 1e5, patchFrom: sized(5e5), ...o,
+  };
+}
+
+const tool = (seconds: number) => ({ what: 't', command: 't', seconds, peakRssKiB: 1000, runs: [seconds] });
+
+function timings(materialize: number, blockify: number): Timings {
+  const profile = { seconds: 1, sampledMs: 1, top: [] };
+  return {
+    tag: 'java-v3', layerBytes: 553e6, blockify: run('blockify', blockify, 100), blockifyVariants: [], bundle: run('bundle', 1, 90),
+    bundleDelta: null, apply: run('apply', 1, 90), materialize: run('materialize', materialize, 100), skopeo: tool(6), gnuTar: tool(30),
+    cp: tool(0.25), cpSync: tool(1), archiveBytes: 553e6, profiles: { blockify: profile, materialize: profile },
+  };
+}
+
+test('judge: each target passes or fails on its own measured value', () => {
+  const ups = [
+    upgrade('java-v2', {}),
+    upgrade('java-v3', { bundle: 9e7, perFile: { files: 1, rawBytes: 1, bytes: 8e7 }, bundleDelta: 2e7, patchFrom: sized(2.1e7) }),
+    upgrade('teams-v1', { bundleDelta: null }),
+  ];
+  const t = timings(2, 2.5);
+  const verdicts = judge(ups, t, [t.blockify, run('bundle --delta', 10, 406)]).map((x) => x.pass);
+  // v2: 333x smaller (pass), delta 0.2x (pass); v3: bundle > per-file (fail), delta 0.95x (pass);
+  // teams: 300 kB < 250 kB? no (fail), delta n/a; skopeo 3.0x (pass); 2.0x cp+sync (fail); 221 MB/s (pass); 406 MB (fail)
+  assert.deepEqual(verdicts, [true, true, false, true, false, null, true, false, true, false]);
+  const lines = formatTargets(judge(ups, t, [t.blockify]));
+  assert.match(lines[5], /^N\/A .*n\/a \(bundle --delta not available\)/);
+  assert.match(lines[9], /^PASS .*worst 100 MB/);
+});
+
+test('selfTimes sums self time per function and sorts heaviest first', () => {
+  const frame = (functionName: string, url: string, lineNumber: number) => ({ functionName, url, lineNumber });
+  const p = {
+    nodes: [{ id: 1, callFrame: frame('(idle)', '', -1) }, { id: 2, callFrame: frame('update', 'node:internal/crypto/hash', 131) }],
+    samples: [1, 2, 2, 2],
+    timeDeltas: [1000, 2000, 2000, 2000],
+  };
+  assert.deepEqual(selfTimes(p), [['update hash:132', 6], ['(idle)', 1]]);
+});
