@@ -3,7 +3,7 @@ import { FULL_GZIP, FULL_ZSTD, PATCH_FROM } from './measure-bytes.js';
 import type { BlockportRun } from './measure-blockport.js';
 import { human, STRATEGIES } from './measure-chart.js';
 import type { ToolRun } from './measure-compare.js';
-import { formatTargets, ratio, type Results, type UpgradeBytes } from './measure-targets.js';
+import { faster, formatTargets, type Results, type UpgradeBytes } from './measure-targets.js';
 
 function table(head: string[], rows: string[][], right = head.map((_, i) => i > 0)): string[] {
   return [
@@ -82,8 +82,8 @@ function timingSection(r: Results): string[] {
     'the largest single process of the command, child processes included (MB = 10^6 bytes): `bundle --delta`, and `apply` of a delta bundle, run `zstd --patch-from`,',
     'whose memory (the base blob and the window) counts there. The customer store holds java v1 when it applies the v1 -> v3 bundle.', '',
     ...table(['step', 'command', 'seconds', 'peak RSS MB', ''], rows, [false, false, true, true, false]), '',
-    `- materialize is **${ratio(t.skopeo.seconds, m)} faster than skopeo copy** and ${ratio(t.gnuTar.seconds, m)} faster than GNU tar re-tarring; it takes ${(m / t.cpSync.seconds).toFixed(1)}x the time of cp + sync of its output (${(m / t.cp.seconds).toFixed(1)}x plain cp).`,
-    `- apply + materialize (${secs(am)} s) is ${ratio(t.skopeo.seconds, am)} faster than skopeo copy and ${ratio(t.gnuTar.seconds, am)} faster than GNU tar re-tarring.`,
+    `- materialize is **${faster(t.skopeo.seconds, m)} than skopeo copy** and ${faster(t.gnuTar.seconds, m)} than GNU tar re-tarring; it takes ${(m / t.cpSync.seconds).toFixed(1)}x the time of cp + sync of its output (${(m / t.cp.seconds).toFixed(1)}x plain cp).`,
+    `- apply + materialize (${secs(am)} s) is ${faster(t.skopeo.seconds, am)} than skopeo copy and ${faster(t.gnuTar.seconds, am)} than GNU tar re-tarring.`,
     `- blockify reads ${(t.layerBytes / 1e6 / t.blockify.seconds).toFixed(0)} MB/s of uncompressed layer data from a docker-archive, with its default options.`,
     '',
     ...profileSection(r),

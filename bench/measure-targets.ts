@@ -70,6 +70,11 @@ export function ratio(slow: number, fast: number): string {
   return `${(slow / fast).toFixed(slow / fast >= 10 ? 0 : 1)}x`;
 }
 
+/** "3.4x faster" or, when `ours` took longer, "1.2x slower". */
+export function faster(theirs: number, ours: number): string {
+  return theirs >= ours ? `${ratio(theirs, ours)} faster` : `${ratio(ours, theirs)} slower`;
+}
+
 function mb(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`;
 }
