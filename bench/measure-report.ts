@@ -3,6 +3,7 @@ import { FULL_GZIP, FULL_ZSTD, PATCH_FROM } from './measure-bytes.js';
 import type { BlockportRun } from './measure-blockport.js';
 import { human, STRATEGIES } from './measure-chart.js';
 import type { ToolRun } from './measure-compare.js';
+import type { ProfileSummary } from './measure-profile.js';
 import { faster, formatTargets, type Results, type UpgradeBytes } from './measure-targets.js';
 
 function table(head: string[], rows: string[][], right = head.map((_, i) => i > 0)): string[] {
@@ -92,13 +93,23 @@ function timingSection(r: Results): string[] {
 
 function profileSection(r: Results): string[] {
   const p = r.timings.profiles;
-  const rows = (s: typeof p.blockify) => s.top.map((f) => [`\`${f.fn}\``, String(f.ms), `${(100 * f.share).toFixed(0)}%`]);
+  type Row = ProfileSummary['top'][number];
+  const rows = (l: Row[]) => [
+    ...l.map((f) => [`\`${f.fn}\``, String(f.ms), `${(100 * f.share).toFixed(0)}%`]),
+    ['everything else', '', `${(100 * (1 - l.reduce((n, f) => n + f.share, 0))).toFixed(0)}%`],
+  ];
+  const both = (what: string, s: ProfileSummary) => [
+    `**${what}** (${secs(s.seconds)} s, ${s.sampledMs} ms sampled)`, '',
+    ...table(['per file', 'ms', 'share'], rows(s.modules)), '',
+    ...table(['per function', 'ms', 'share'], rows(s.top)), '',
+  ];
   return [
     '### Where the time goes', '',
-    `\`node --cpu-prof\` of the same blockify (${secs(p.blockify.seconds)} s, ${p.blockify.sampledMs} ms sampled on the main thread) and materialize (${secs(p.materialize.seconds)} s, ${p.materialize.sampledMs} ms sampled): self time of the heaviest functions.`,
-    '`update hash` is sha256 (`Hash.update`). zlib and file system calls run in libuv\'s thread pool: the main thread shows that wait as `(idle)`.', '',
-    '**blockify**', '', ...table(['function', 'ms', 'share'], rows(p.blockify)), '',
-    '**materialize**', '', ...table(['function', 'ms', 'share'], rows(p.materialize)), '',
+    '`node --cpu-prof` of the same blockify and materialize: main-thread self time, per script file and per function.',
+    '`hash` is sha256 (`Hash.update`); `header.js`, `reader.js` and `bytes.js` read tar headers. zlib and file system calls',
+    'run in libuv\'s thread pool: the main thread shows that wait as `(idle)`.', '',
+    ...both('blockify', p.blockify),
+    ...both('materialize', p.materialize),
   ];
 }
 
@@ -124,8 +135,8 @@ function header(r: Results): string[] {
     'npm run bench                                                    # = npm run build && node dist/bench/run.js',
     'node dist/bench/run.js --reuse --keep   # reuse bench/work/scenarios.json as is; keep the stores in bench/work/run',
     '```', '',
-    `Compressing the full images (gzip, \`zstd -19\`) and computing the \`--patch-from\` lower bounds took ${(compressSeconds(r) / 60).toFixed(0)} minutes`,
-    '(the sum of the runs, two at a time on two cores). Their sizes depend only on the input bytes and the tool version, so they are',
+    `Compressing the full images (gzip, \`zstd -19\`) and computing the \`--patch-from\` lower bounds took ${(compressSeconds(r) / 60).toFixed(0)} minutes added up`,
+    `(two ran at once: about ${(compressSeconds(r) / 120).toFixed(0)} minutes of wall time). Their sizes depend only on the input bytes and the tool version, so they are`,
     'cached in `bench/work/cache/bench-sizes.json` under the sha256 of the inputs and the command; `--fresh` ignores the cache.',
     `Everything else is measured afresh on every run. In this run ${r.cachedSizes} of ${r.upgrades.length * 3} such sizes came from the cache.`, '',
     '## Machine', '',

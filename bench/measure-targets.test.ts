@@ -17,7 +17,7 @@ function upgrade(to: string, o: Partial<UpgradeBytes>): UpgradeBytes {
 const tool = (seconds: number) => ({ what: 't', command: 't', seconds, peakRssKiB: 1000, runs: [seconds] });
 
 function timings(materialize: number, blockify: number): Timings {
-  const profile = { seconds: 1, sampledMs: 1, top: [] };
+  const profile = { seconds: 1, sampledMs: 1, top: [], modules: [] };
   return {
     tag: 'java-v3', layerBytes: 553e6, blockify: run('blockify', blockify, 100), blockifyVariants: [], bundle: run('bundle', 1, 90),
     bundleDelta: null, apply: run('apply', 1, 90), materialize: run('materialize', materialize, 100), skopeo: tool(6), gnuTar: tool(30),
@@ -49,4 +49,5 @@ test('selfTimes sums self time per function and sorts heaviest first', () => {
     timeDeltas: [1000, 2000, 2000, 2000],
   };
   assert.deepEqual(selfTimes(p), [['update hash:132', 6], ['(idle)', 1]]);
+  assert.deepEqual(selfTimes(p, true), [['hash', 6], ['(idle)', 1]]);
 });
