@@ -56,6 +56,15 @@ async function explain(err: unknown, access: BlockAccess, i: number): Promise<ne
   throw err;
 }
 
+/** Counts bytes for the progress bar as they pass (no stream hop: materialize is per-chunk-cost bound). */
+async function* counted(source: AsyncIterable<Buffer>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    counter.bytes += chunk.length;
+    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+    yield chunk;
+  }
+}
+
 /** Counts bytes for the progress bar (no hashing: the diff_id check hashes once). */
 function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): Transform {
   return new Transform({
@@ -87,10 +96,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
         open: async () => {
           opts.signal?.throwIfAborted();
           current = i;
-          const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: CHUNK });
-          const counted = body.pipe(progress(opts, i, diffIds.length, counter));
-          body.on('error', (e) => counted.destroy(e));
-          return counted;
+          return counted(standardLayer(src, desc, access), opts, i, diffIds.length, counter);
         },
       });
     }

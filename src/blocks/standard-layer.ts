@@ -10,6 +10,7 @@ import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
 import { TarReader } from '../tar/reader.js';
 import { encodeHeader, padding } from '../tar/writer.js';
+import { coalesce } from '../chunk.js';
 import type { BlockAccess } from './block-access.js';
 import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry, type ImportEntry } from './import-entry.js';
 
@@ -90,10 +91,12 @@ export function refuseThroughSymlink(path: string, symlinks: Set<string>, where:
  */
 export async function* standardLayer(src: ImageReader, desc: Descriptor, access: BlockAccess): AsyncGenerator<Buffer> {
   const input = await openUncompressed(await src.openBlob(desc), `layer ${desc.digest}`);
-  if (!isBlockLayer(desc.mediaType)) {
-    yield* input;
-    return;
-  }
+  if (!isBlockLayer(desc.mediaType)) yield* input;
+  else yield* coalesce(splice(input, desc, access));
+}
+
+/** The spliced bytes of a block-form layer, piece by piece (headers, bodies, padding, blocks). */
+async function* splice(input: AsyncIterable<Buffer>, desc: Descriptor, access: BlockAccess): AsyncGenerator<Buffer> {
   const reader = new TarReader(input, `layer ${desc.digest}`);
   const symlinks = new Set<string>();
   for await (const entry of reader.entries()) {

@@ -155,7 +155,7 @@ export interface DockerArchiveImage {
   configBytes: Buffer;
   repoTags: string[];
   /** In config order; `size` is the uncompressed tar size, known before reading. */
-  layers: { diffId: Digest; size: number; open(): Promise<Readable> }[];
+  layers: { diffId: Digest; size: number; open(): Promise<Readable | AsyncGenerator<Buffer>> }[];
 }
 
 /** Refuses, before a byte is written, an image whose layers disagree with its config. */
@@ -189,7 +189,8 @@ async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGen
       yield chunk;
     }
   } finally {
-    src.destroy();
+    if ('destroy' in src) src.destroy();
+    else await src.return(undefined);
   }
   if (h.size !== layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: ${h.size} bytes, ${layer.size} promised`, { subject: layer.diffId });
   const got = h.digest();

@@ -1,5 +1,7 @@
 import { BlockportError } from '../errors.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Pull-style reading of exact byte counts from a chunked stream, without copying large chunks
  * more than needed. Truncation is an ECORRUPT error naming `what`.
@@ -18,30 +20,57 @@ export class ByteSource {
     this.it = source[Symbol.asyncIterator]();
   }
 
-  private async fill(): Promise<boolean> {
-    if (this.done) return false;
+  /** The next chunk of the source, or null at its end. */
+  private async next(): Promise<Buffer | null> {
+    if (this.done) return null;
     const r = await this.it.next();
     if (r.done) {
       this.done = true;
-      return false;
+      return null;
     }
-    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+  }
+
+  /** Appends the next chunk to the buffer (only ever called with little or nothing buffered). */
+  private async fill(): Promise<boolean> {
+    const chunk = await this.next();
+    if (!chunk) return false;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     return true;
   }
 
-  /** Exactly `n` bytes, or null at a clean end (no byte left). Throws on a partial read. */
+  /**
+   * Exactly `n` bytes, or null at a clean end (no byte left). Throws on a partial read. Across a
+   * chunk boundary only the `n` bytes are copied, never the rest of the new chunk.
+   */
   async read(n: number): Promise<Buffer | null> {
-    while (this.buf.length < n) {
-      if (!(await this.fill())) {
-        if (this.buf.length === 0) return null;
-        throw new BlockportError('ECORRUPT', `${this.what}: truncated (unexpected end after ${this.position + this.buf.length} bytes)`);
+    if (this.buf.length >= n) {
+      const out = this.buf.subarray(0, n);
+      this.buf = this.buf.subarray(n);
+      this.position += n;
+      return out;
+    }
+    const parts = this.buf.length ? [this.buf] : [];
+    let have = this.buf.length;
+    this.buf = EMPTY;
+    while (have < n) {
+      const chunk = await this.next();
+      if (!chunk) {
+        if (have === 0) return null;
+        throw new BlockportError('ECORRUPT', `${this.what}: truncated (unexpected end after ${this.position + have} bytes)`);
+      }
+      const need = n - have;
+      if (chunk.length > need) {
+        parts.push(chunk.subarray(0, need));
+        this.buf = chunk.subarray(need);
+        have = n;
+      } else {
+        parts.push(chunk);
+        have += chunk.length;
       }
     }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
     this.position += n;
-    return out;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
   }
 
   /** Exactly `n` bytes or a truncation error. */

@@ -41,6 +41,26 @@ function cstring(b: Buffer, off: number, len: number): string {
 }
 
 /**
+ * The common spelling, parsed without making strings: optional leading spaces/NULs, octal digits,
+ * then only spaces/NULs. -1 for anything else (the careful parser below decides).
+ */
+function octal(b: Buffer, off: number, len: number): number {
+  const end = off + len;
+  let i = off;
+  while (i < end && (b[i] === 0x20 || b[i] === 0)) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < end; i++) {
+    const c = b[i];
+    if (c < 0x30 || c > 0x37) break;
+    v = v * 8 + (c - 0x30);
+    digits++;
+  }
+  for (; i < end; i++) if (b[i] !== 0x20 && b[i] !== 0) return -1;
+  return digits <= 17 ? v : -1;
+}
+
+/**
  * Octal, or GNU base-256 when the high bit of the first byte is set. Only mtime may be negative
  * (GNU tar writes files older than 1970 as two's complement base-256).
  */
@@ -58,6 +78,8 @@ function numeric(b: Buffer, off: number, len: number, what: string, signed = fal
     if (!Number.isSafeInteger(v)) throw new BlockportError('ECORRUPT', `tar header: ${what} too large`);
     return v;
   }
+  const fast = octal(b, off, len);
+  if (fast >= 0) return fast;
   const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^[ \0]+/, '').split('\0')[0].trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new BlockportError('ECORRUPT', `tar header: invalid ${what} field ${JSON.stringify(s)}`);
@@ -133,6 +155,10 @@ export function parsePax(data: Buffer): Map<string, Buffer> {
 
 /** Applies PAX records over a parsed block, as POSIX says (they override the ustar fields). */
 export function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
+  if (pax.size === 0) {
+    h.pax = pax;
+    return;
+  }
   // An empty value cancels the record (POSIX): the ustar field stands. Only mtime may be
   // fractional or negative (before 1970); sizes and ids are whole and never negative.
   const str = (k: string): string | undefined => {

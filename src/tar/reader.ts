@@ -82,7 +82,7 @@ export class TarReader {
       const header: TarHeader = { ...base, pax: new Map() };
       if (longName !== undefined) header.path = longName;
       if (longLink !== undefined) header.linkname = longLink;
-      applyPax(header, new Map([...this.global, ...(pax ?? [])]));
+      applyPax(header, this.global.size === 0 ? (pax ?? new Map()) : new Map([...this.global, ...(pax ?? [])]));
       if (base.typeflag === 'S' && block[482] !== 0) {
         throw new BlockportError('EUNSUPPORTED', `${this.what}: old GNU sparse entry ${header.path} with extension blocks`);
       }
