@@ -1,7 +1,21 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { BlockportError } from '../errors.js';
 import { Hasher, type Digest } from './digest.js';
+import { OFFLOAD_MIN, OffThreadHasher } from './offload.js';
 import { CHUNK } from '../chunk.js';
+
+/** A sha256 in progress: on this thread, or on the hashing thread for large inputs. */
+export interface StreamHasher {
+  readonly size: number;
+  update(chunk: Buffer): void | Promise<void>;
+  digest(): Digest | Promise<Digest>;
+  drop?(): void;
+}
+
+/** A hasher for `size` bytes: large inputs go to the second thread, so reading and verifying overlap. */
+export function hasherFor(size: number): StreamHasher {
+  return size >= OFFLOAD_MIN ? new OffThreadHasher() : new Hasher();
+}
 
 /** Largest blob blockport accepts from any descriptor: refuses absurd sizes before reading. */
 export const MAX_BLOB_SIZE = 2 ** 45; // 32 TiB
@@ -19,7 +33,8 @@ export function checkSize(size: unknown, where: string): number {
  * unverified content.
  */
 export class VerifyingStream extends Transform {
-  private readonly hasher = new Hasher();
+  private readonly hasher: StreamHasher;
+  private finished = false;
 
   constructor(
     readonly expected: Digest,
@@ -27,28 +42,34 @@ export class VerifyingStream extends Transform {
     private readonly what: string = expected,
   ) {
     super({ highWaterMark: CHUNK });
+    this.hasher = hasherFor(size);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hasher.update(chunk);
+    const queued = this.hasher.update(chunk);
     if (this.hasher.size > this.size) {
       cb(new BlockportError('EDIGEST', `${this.what}: more than the expected ${this.size} bytes`, { subject: this.expected }));
       return;
     }
-    cb(null, chunk);
+    if (queued) queued.then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
+    this.finished = true;
     if (this.hasher.size !== this.size) {
       cb(new BlockportError('EDIGEST', `${this.what}: truncated (${this.hasher.size} of ${this.size} bytes)`, { subject: this.expected }));
       return;
     }
-    const got = this.hasher.digest();
-    if (got !== this.expected) {
-      cb(new BlockportError('EDIGEST', `${this.what}: digest mismatch (got ${got})`, { subject: this.expected }));
-      return;
-    }
-    cb();
+    Promise.resolve(this.hasher.digest()).then((got) => {
+      if (got !== this.expected) cb(new BlockportError('EDIGEST', `${this.what}: digest mismatch (got ${got})`, { subject: this.expected }));
+      else cb();
+    }, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.finished) this.hasher.drop?.();
+    cb(err);
   }
 }
 

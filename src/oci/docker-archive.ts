@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
 import { Hasher, digestHex, parseDigest, sha256, type Digest } from '../digest/digest.js';
-import { checkSize } from '../digest/verify.js';
+import { checkSize, hasherFor } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { cleanPath } from '../tar/path.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
@@ -181,10 +181,10 @@ function* smallFile(path: string, data: Buffer): Generator<Buffer> {
 /** A layer's bytes, failing (EDIGEST) unless exactly `size` bytes with digest `diffId` arrive. */
 async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGenerator<Buffer> {
   const src = await layer.open();
-  const h = new Hasher();
+  const h = hasherFor(layer.size);
   try {
     for await (const chunk of src) {
-      h.update(chunk);
+      await h.update(chunk);
       if (h.size > layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: more than the promised ${layer.size} bytes`, { subject: layer.diffId });
       yield chunk;
     }
@@ -193,7 +193,7 @@ async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGen
     else await src.return(undefined);
   }
   if (h.size !== layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: ${h.size} bytes, ${layer.size} promised`, { subject: layer.diffId });
-  const got = h.digest();
+  const got = await h.digest();
   if (got !== layer.diffId) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: digest mismatch (got ${got})`, { subject: layer.diffId });
 }
 
