@@ -5,10 +5,10 @@
  * base is refused before anything is written.
  */
 import assert from 'node:assert/strict';
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { diffIdsOf, gnuTarLayer, makeTree, pseudoRandom, readImage, tempDir, umociImage, type FsNode } from './fixtures/images.js';
+import { diffIdsOf, gnuTarLayer, makeTree, pseudoRandom, readImage, run, tempDir, umociImage, type FsNode } from './fixtures/images.js';
 import { bp, bpOk, bundleManifest, copyDir, storeState } from './bundle-helpers.js';
 
 const JAR = 2_000_000;
@@ -142,4 +142,77 @@ test('without the zstd command, --delta and applying a delta fail with one clear
   assert.match(r.stderr, /needs the 'zstd' command/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.deepEqual(await storeState(home), before);
+});
+
+/** Pairs of 3 MB and more go to xdelta3: lib-foo (2 x 2 MB) becomes vcdiff, bar.jar (2 x 600 kB) stays zstd-patch. */
+const SMALL_LIMIT = { BLOCKPORT_ZSTD_PATCH_LIMIT: '3000000' };
+let vcdiffBundle: Promise<string> | undefined;
+function withVcdiff(): Promise<string> {
+  return (vcdiffBundle ??= (async () => {
+    const file = join(dir, 'vcdiff.bpk');
+    await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '--delta', '-o', file], SMALL_LIMIT);
+    return file;
+  })());
+}
+
+/** The bundle with `n` bytes flipped in the middle of the member `name`. */
+async function flippedMember(file: string, name: string, n: number): Promise<string> {
+  const b = await readFile(file);
+  const header = b.indexOf(Buffer.from(`${name}\0`, 'latin1'));
+  assert.ok(header > 0 && header % 512 === 0, `member ${name} found`);
+  const size = Number.parseInt(b.subarray(header + 124, header + 136).toString('latin1'), 8);
+  for (let i = 0; i < n; i++) b[header + 512 + Math.floor(size / 2) + i] ^= 0x5a;
+  const out = join(dir, `flipped-${n}.bpk`);
+  await writeFile(out, b);
+  return out;
+}
+
+/** Applies `file` to a copy of the v1 store expecting a one-line failure, and checks nothing visible changed. */
+async function refusedApply(name: string, file: string, code: number, message: RegExp, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const home = join(dir, name);
+  await copyDir(customerV1, home);
+  const before = await storeState(home);
+  const r = await bp(home, ['apply', file], env);
+  assert.equal(r.code, code, r.stderr);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.deepEqual(await storeState(home), before);
+  assert.deepEqual((await readdir(home)).filter((f) => f === 'staging'), [], 'no staging left');
+}
+
+test('above the zstd limit a jar travels as vcdiff, and applied to v1 it gives the exact v2', async () => {
+  const file = await withVcdiff();
+  const m = await bundleManifest(file);
+  const enc = (size: number) => m.blobs.filter((b) => b.size === size).map((b) => b.encoding);
+  assert.deepEqual(enc(JAR), ['vcdiff']);
+  assert.deepEqual(enc(600_000), ['zstd-patch']);
+  const jar = m.blobs.find((b) => b.encoding === 'vcdiff')!;
+  assert.ok(jar.storedSize < 16_000, `a vcdiff of a few KB (${jar.storedSize})`);
+  const home = join(dir, 'c-vcdiff');
+  await copyDir(customerV1, home);
+  await bpOk(home, ['apply', file]);
+  const out = join(dir, 'v2-vcdiff');
+  await bpOk(home, ['materialize', 'app:2', `oci:${out}:2`]);
+  assert.deepEqual(await diffIdsOf(out, '2'), (await readImage(oci, '2')).config.rootfs.diff_ids);
+  assert.equal(JSON.parse((await bpOk(home, ['fsck', '--json'])).stdout).ok, true);
+});
+
+test('a corrupted vcdiff member fails the apply with one line and changes nothing (exit 4)', async () => {
+  const file = await withVcdiff();
+  const jar = (await bundleManifest(file)).blobs.find((b) => b.encoding === 'vcdiff')!;
+  const member = `blobs/sha256/${jar.digest.slice(7)}.vcdiff`;
+  for (const n of [1, 64]) {
+    await refusedApply(`c-corrupt-${n}`, await flippedMember(file, member, n), 4, new RegExp(`^blockport: .*${jar.digest.slice(7)}(\\.vcdiff: xdelta3 failed|: digest mismatch)`));
+  }
+});
+
+test('without the xdelta3 command, a vcdiff delta fails to bundle and to apply with one clear line (exit 11)', async () => {
+  const onlyZstd = join(dir, 'only-zstd');
+  await mkdir(onlyZstd, { recursive: true });
+  await symlink((await run('sh', ['-c', 'command -v zstd'])).stdout.trim(), join(onlyZstd, 'zstd'));
+  const env = { PATH: onlyZstd };
+  const made = await bp(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '--delta', '-o', join(dir, 'y.bpk')], { ...env, ...SMALL_LIMIT });
+  assert.equal(made.code, 11, made.stderr);
+  assert.match(made.stderr, /^blockport: delta of sha256:[0-9a-f]{64} needs the 'xdelta3' command \(apt-get install xdelta3\)$/m);
+  await refusedApply('c-noxdelta', await withVcdiff(), 11, /needs the 'xdelta3' command \(apt-get install xdelta3\)/, env);
 });

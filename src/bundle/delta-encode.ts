@@ -1,27 +1,37 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../digest/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import type { DeltaCandidate } from './delta.js';
 import type { BlobSource } from './encode.js';
-import type { BundleBlob, BundlePrerequisite } from './format.js';
-import { encodePatch } from './patch.js';
+import { BlockportError } from '../errors.js';
+import { blobMember, type BundleBlob, type BundlePrerequisite, type DeltaEncoding } from './format.js';
+import { encodePatch, encodeVcdiff, patchEncoding, ZSTD_PATCH_LIMIT } from './patch.js';
 import { CHUNK } from '../chunk.js';
 
-/** A delta that was computed: its candidate and the size of the patch left in the work folder. */
+/** A delta that was computed: its candidate, how it was encoded and the size of the patch left in the work folder. */
 export interface DeltaResult {
   candidate: DeltaCandidate;
+  encoding: DeltaEncoding;
   storedSize: number;
 }
 
-/** Where a blob's patch is written in the work folder. */
-export function patchPath(dir: string, d: Pick<Descriptor, 'digest'>): string {
-  return join(dir, `${digestHex(d.digest)}.zst-patch`);
+/** Where a blob's patch is written in the work folder: its member's file name. */
+export function patchPath(dir: string, d: Pick<BundleBlob, 'digest'> & { encoding: DeltaEncoding }): string {
+  return join(dir, basename(blobMember(d)));
 }
 
-/** The blob as a file zstd can read: the source's own file after a verified read, else a verified copy in `dir`. */
+/** base + blob bytes from which deltas are VCDIFF: ZSTD_PATCH_LIMIT, or BLOCKPORT_ZSTD_PATCH_LIMIT when set. */
+export function zstdPatchLimit(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.BLOCKPORT_ZSTD_PATCH_LIMIT;
+  if (v === undefined || v === '') return ZSTD_PATCH_LIMIT;
+  if (!/^\d+$/.test(v)) throw new BlockportError('EUSAGE', `BLOCKPORT_ZSTD_PATCH_LIMIT must be a number of bytes, not ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** The blob as a file zstd or xdelta3 can read: the source's own file after a verified read, else a verified copy in `dir`. */
 async function fileOf(d: Descriptor, src: BlobSource, dir: string): Promise<{ path: string; copy: boolean }> {
   const own = src.path?.(d);
   if (own && own.endsWith(`/${digestHex(d.digest)}`)) {
@@ -33,25 +43,38 @@ async function fileOf(d: Descriptor, src: BlobSource, dir: string): Promise<{ pa
   return { path, copy: true };
 }
 
-/** zstd runs at once: patch-from is single-threaded, and this machine class has two cores. */
+/** zstd or xdelta3 runs at once: both are single-threaded here, and this machine class has two cores. */
 const WORKERS = 2;
 
+export interface EncodeDeltasOptions {
+  onBlob?: (d: Descriptor) => void;
+  signal?: AbortSignal;
+  /** Pairs of this many bytes (base + blob) or more are VCDIFF (default zstdPatchLimit()). */
+  zstdLimit?: number;
+}
+
 /**
- * Encodes each candidate as a zstd patch against its base into `dir` (at most WORKERS zstd
- * processes; blobs are never held in memory), reading new blobs from `blobs` and bases from
- * `bases`. Every input is verified before zstd reads it; copies made for sources without files
- * are removed before returning.
+ * Encodes each candidate against its base into `dir`: a zstd patch, or VCDIFF for big pairs (see
+ * patchEncoding; at most WORKERS processes; blobs are never held in memory), reading new blobs from
+ * `blobs` and bases from `bases`. Every input is verified before the tool reads it; copies made
+ * for sources without files are removed before returning.
  */
-export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, bases: BlobSource, dir: string, opts: { onBlob?: (d: Descriptor) => void; signal?: AbortSignal } = {}): Promise<Map<Digest, DeltaResult>> {
+export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, bases: BlobSource, dir: string, opts: EncodeDeltasOptions = {}): Promise<Map<Digest, DeltaResult>> {
+  const limit = opts.zstdLimit ?? zstdPatchLimit();
   const out = new Map<Digest, DeltaResult>();
   const baseFiles = new Map<Digest, Promise<{ path: string; copy: boolean }>>();
   const one = async (c: DeltaCandidate) => {
     if (!baseFiles.has(c.base.digest)) baseFiles.set(c.base.digest, fileOf(c.base, bases, dir));
     const base = await baseFiles.get(c.base.digest)!;
     const target = await fileOf(c.blob, blobs, dir);
+    const encoding = patchEncoding(c.base.size, c.blob.size, limit);
+    const to = patchPath(dir, { digest: c.blob.digest, encoding });
+    const what = `delta of ${c.blob.digest}`;
     try {
-      const storedSize = await encodePatch({ path: base.path, size: c.base.size }, { path: target.path, size: c.blob.size }, patchPath(dir, c.blob), `delta of ${c.blob.digest}`);
-      out.set(c.blob.digest, { candidate: c, storedSize });
+      const storedSize = encoding === 'vcdiff'
+        ? await encodeVcdiff(base, target, to, what)
+        : await encodePatch({ path: base.path, size: c.base.size }, { path: target.path, size: c.blob.size }, to, what);
+      out.set(c.blob.digest, { candidate: c, encoding, storedSize });
     } finally {
       if (target.copy) await fsp.rm(target.path, { force: true });
     }
@@ -66,7 +89,7 @@ export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, b
         await one(cands[next++]);
       }
     } catch (err) {
-      stop = true; // the other worker finishes its zstd run, then stops
+      stop = true; // the other worker finishes its run, then stops
       throw err;
     }
   };
@@ -95,14 +118,14 @@ export async function preferDeltas(blobs: BundleBlob[], deltas: Map<Digest, Delt
       continue;
     }
     if (d.storedSize >= b.storedSize) {
-      await fsp.rm(patchPath(dir, b), { force: true });
+      await fsp.rm(patchPath(dir, { digest: b.digest, encoding: d.encoding }), { force: true });
       out.push(b);
       continue;
     }
     if (b.encoding !== 'none') await fsp.rm(plainPath(b), { force: true });
     const base = { digest: d.candidate.base.digest, size: d.candidate.base.size };
     bases.set(base.digest, base);
-    out.push({ digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: 'zstd-patch', base, storedSize: d.storedSize });
+    out.push({ digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: d.encoding, base, storedSize: d.storedSize });
   }
   return { blobs: out, bases: [...bases.values()] };
 }

@@ -11,8 +11,10 @@ import { jsonBytes } from '../oci/json.js';
 import { Annotation, MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import { pickBlockBases, pickLayerBases, planDeltas, versionStem, type DeltaCandidate } from './delta.js';
+import { zstdPatchLimit } from './delta-encode.js';
 import { BUNDLE_MEDIA_TYPE, blobMember, parseBundleManifest } from './format.js';
-import { patchLevel, patchWindowLog } from './patch.js';
+import { patchedSizes } from './make-delta.js';
+import { patchEncoding, patchLevel, patchWindowLog, ZSTD_PATCH_LIMIT } from './patch.js';
 import { openBundle } from './read.js';
 import { writeBundle } from './write.js';
 
@@ -97,25 +99,38 @@ test('patch level and window follow the sizes', () => {
   assert.equal(patchWindowLog(2 ** 31, 2 ** 31), 31);
 });
 
-test('bundle.json: a zstd-patch blob needs a base that is a prerequisite', () => {
-  const base = { digest: sha256('base'), size: 10 };
-  const blob = { digest: sha256('new'), size: 20, mediaType: MediaType.blockFile, encoding: 'zstd-patch', storedSize: 5, base };
-  const m = (prerequisites: unknown[], b: unknown = blob) => jsonBytes({ mediaType: BUNDLE_MEDIA_TYPE, version: 1, targets: [], prerequisites, blobs: [b] });
-  assert.deepEqual(parseBundleManifest(m([base])).blobs[0].base, base);
-  assert.equal(blobMember(blob as never), `blobs/sha256/${sha256('new').slice(7)}.zst-patch`);
-  const corrupt = (re: RegExp) => (e: unknown) => e instanceof BlockportError && e.code === 'ECORRUPT' && re.test(e.message);
-  assert.throws(() => parseBundleManifest(m([])), corrupt(/base .* is not among the prerequisites/));
-  assert.throws(() => parseBundleManifest(m([{ ...base, size: 11 }])), corrupt(/not among the prerequisites/));
-  assert.throws(() => parseBundleManifest(m([base], { ...blob, base: undefined })), corrupt(/names no base/));
+test('a pair takes a zstd patch below the limit and VCDIFF from it on', () => {
+  assert.equal(patchEncoding(30 << 20, 30 << 20), 'zstd-patch');
+  assert.equal(patchEncoding(32 << 20, 32 << 20), 'vcdiff');
+  assert.equal(patchEncoding(129_000_000, 129_000_000), 'vcdiff');
+  assert.equal(patchEncoding(1000, 999, 2000), 'zstd-patch');
+  assert.equal(patchEncoding(1000, 1000, 2000), 'vcdiff');
+  assert.equal(zstdPatchLimit({}), ZSTD_PATCH_LIMIT);
+  assert.equal(zstdPatchLimit({ BLOCKPORT_ZSTD_PATCH_LIMIT: '3000000' }), 3_000_000);
+  assert.throws(() => zstdPatchLimit({ BLOCKPORT_ZSTD_PATCH_LIMIT: '3M' }), (e) => e instanceof BlockportError && e.code === 'EUSAGE');
 });
 
-/** A base of 1 MiB and a new version with two small regions changed, both as files in `dir`. */
-async function versions(): Promise<{ base: Buffer; next: Buffer; files: Map<Digest, string> }> {
-  const base = randomBytes(1 << 20);
+test('bundle.json: a zstd-patch or vcdiff blob needs a base that is a prerequisite', () => {
+  for (const [encoding, suffix] of [['zstd-patch', '.zst-patch'], ['vcdiff', '.vcdiff']]) {
+    const base = { digest: sha256('base'), size: 10 };
+    const blob = { digest: sha256('new'), size: 20, mediaType: MediaType.blockFile, encoding, storedSize: 5, base };
+    const m = (prerequisites: unknown[], b: unknown = blob) => jsonBytes({ mediaType: BUNDLE_MEDIA_TYPE, version: 1, targets: [], prerequisites, blobs: [b] });
+    assert.deepEqual(parseBundleManifest(m([base])).blobs[0].base, base);
+    assert.equal(blobMember(blob as never), `blobs/sha256/${sha256('new').slice(7)}${suffix}`);
+    const corrupt = (re: RegExp) => (e: unknown) => e instanceof BlockportError && e.code === 'ECORRUPT' && re.test(e.message);
+    assert.throws(() => parseBundleManifest(m([])), corrupt(/base .* is not among the prerequisites/));
+    assert.throws(() => parseBundleManifest(m([{ ...base, size: 11 }])), corrupt(/not among the prerequisites/));
+    assert.throws(() => parseBundleManifest(m([base], { ...blob, base: undefined })), corrupt(new RegExp(`a ${encoding} blob names no base`)));
+    assert.throws(() => parseBundleManifest(m([{ digest: sha256('new'), size: 10 }], { ...blob, base: { digest: sha256('new'), size: 10 } })), corrupt(/cannot be its own base/));
+  }
+});
+
+/** A base of `size` bytes and a new version with two small regions changed, both as files in `dir`. */
+async function versions(size = 1 << 20, files = new Map<Digest, string>()): Promise<{ base: Buffer; next: Buffer; files: Map<Digest, string> }> {
+  const base = randomBytes(size);
   const next = Buffer.from(base);
-  randomBytes(2000).copy(next, 300_000);
-  randomBytes(500).copy(next, 900_000);
-  const files = new Map<Digest, string>();
+  randomBytes(2000).copy(next, Math.floor(size * 0.3));
+  randomBytes(500).copy(next, Math.floor(size * 0.85));
   for (const b of [base, next]) {
     const path = join(dir, sha256(b).slice(7));
     await writeFile(path, b);
@@ -150,4 +165,36 @@ test('round trip: a patch member decodes against the base to the exact blob; sma
   assert.ok(got[0].equals(next) && got[1].equals(other));
   const blind = await openBundle([file]);
   for await (const e of blind.blobs()) if (e.blob.encoding === 'zstd-patch') assert.throws(() => e.data(), /needs its base blob/);
+});
+
+test('round trip: with a lower limit the big pair travels as vcdiff, the small one as zstd-patch', async () => {
+  const small = await versions(256 << 10);
+  const big = await versions(1 << 20, small.files);
+  const desc = (b: Buffer, path: string) => ({ ...block('-', path, b.length), digest: sha256(b) });
+  const bytes = new Map([small.base, small.next, big.base, big.next].map((b) => [sha256(b), b]));
+  const src = { open: async (d: Descriptor) => Readable.from([bytes.get(d.digest)!]), path: (d: Descriptor) => big.files.get(d.digest) };
+  const candidates = [
+    { blob: desc(small.next, '/s.jar'), base: desc(small.base, '/s.jar'), match: 'path' as const },
+    { blob: desc(big.next, '/b.jar'), base: desc(big.base, '/b.jar'), match: 'path' as const },
+  ];
+  const file = join(dir, 'v.bpk');
+  const send = candidates.map((c) => c.blob);
+  const r = await writeBundle({ targets: [], send, prerequisites: [] }, src, file, { deltas: { candidates, bases: src, zstdLimit: 1 << 20 } });
+  assert.deepEqual(r.manifest.blobs.map((b) => b.encoding), ['zstd-patch', 'vcdiff']);
+  assert.deepEqual(r.manifest.blobs[1].base, { digest: sha256(big.base), size: big.base.length });
+  assert.ok(r.manifest.blobs[1].storedSize < 5000, `vcdiff of ${r.manifest.blobs[1].storedSize} bytes`);
+  assert.equal(r.deltas.blobs, 2);
+  assert.deepEqual([...patchedSizes(r.manifest.blobs).keys()], send.map((d) => d.digest));
+
+  const opened = await openBundle([file], { basePath: (d) => big.files.get(d)! });
+  const got: Buffer[] = [];
+  for await (const e of opened.blobs()) got.push(Buffer.concat(await e.data().toArray()));
+  assert.ok(got[0].equals(small.next) && got[1].equals(big.next));
+  // decoded against the wrong base, a vcdiff member does not give the blob back
+  const wrong = await openBundle([file], { basePath: () => big.files.get(sha256(small.base))! });
+  for await (const e of wrong.blobs()) {
+    if (e.blob.encoding !== 'vcdiff') continue;
+    const out = await e.data().toArray().then((x) => Buffer.concat(x), (err: unknown) => err);
+    assert.ok(!(out instanceof Buffer && out.equals(big.next)), 'the wrong base gives other bytes or an error');
+  }
 });

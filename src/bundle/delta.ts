@@ -20,8 +20,6 @@ export interface DeltaCandidate {
 
 /** Blobs smaller than this travel as they are: a delta saves less than the zstd run costs. */
 export const MIN_DELTA_SIZE = 4096;
-/** zstd's largest window (--long=31): larger blobs cannot be patch-from encoded. */
-export const MAX_DELTA_SIZE = 2 ** 31 - 1;
 
 /** The block path a descriptor was annotated with (the first path the block was seen at). */
 export function blockPath(d: Descriptor): string | undefined {
@@ -48,8 +46,9 @@ function closest(size: number, xs: Descriptor[]): Descriptor | undefined {
   return best;
 }
 
+/** No upper bound: pairs too big for zstd's window and memory are encoded by xdelta3 (patchEncoding). */
 function worthADelta(d: Descriptor): boolean {
-  return d.size >= MIN_DELTA_SIZE && d.size <= MAX_DELTA_SIZE;
+  return d.size >= MIN_DELTA_SIZE;
 }
 
 type Key = (path: string) => string;
@@ -74,7 +73,7 @@ function byKey(held: Descriptor[], key: Key): Map<string, Descriptor[]> {
 /**
  * For each block in `send`, the held block of the same kind at the same path; else at the same
  * version stem (dotted versions removed), else the loose stem (every digit run removed); ties go
- * to the closest size. Blocks without a path, tiny or huge ones get no base.
+ * to the closest size. Blocks without a path and tiny ones get no base.
  */
 export function pickBlockBases(send: Descriptor[], held: Descriptor[]): DeltaCandidate[] {
   const usable = held.filter(worthADelta);

@@ -17,8 +17,19 @@ export const SIGNATURE_MEMBER = 'bundle.json.sig';
 export const MAX_MANIFEST = 64 << 20;
 export const MAX_SIGNATURE = 64 << 10;
 
-/** How a blob's bytes are stored in the bundle: as is, zstd frames, or a zstd patch against a base the receiver holds. */
-export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch';
+/**
+ * How a blob's bytes are stored in the bundle: as is, zstd frames, or a delta against a base the
+ * receiver holds: a zstd patch, or VCDIFF (xdelta3) for pairs too big for zstd's memory.
+ */
+export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch' | 'vcdiff';
+
+/** The encodings that are deltas: decoded against a `base` the receiver holds. */
+export type DeltaEncoding = 'zstd-patch' | 'vcdiff';
+
+/** Whether an encoding is a delta (needs a base). */
+export function isDelta(e: BlobEncoding): e is DeltaEncoding {
+  return e === 'zstd-patch' || e === 'vcdiff';
+}
 
 /** An image the bundle tags in the receiver's store. */
 export interface BundleTarget {
@@ -42,7 +53,7 @@ export interface BundleBlob {
   encoding: BlobEncoding;
   /** Bytes of the member (equals `size` when encoding is none). */
   storedSize: number;
-  /** For `zstd-patch`: the blob the patch applies to; always one of the prerequisites. */
+  /** For a delta (`zstd-patch`, `vcdiff`): the blob the patch applies to; always one of the prerequisites. */
   base?: BundlePrerequisite;
 }
 
@@ -63,9 +74,9 @@ export interface BundleSignature {
   signature: string;
 }
 
-const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch' };
+const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch', vcdiff: '.vcdiff' };
 
-/** The tar member name of a blob: OCI layout path, `.zst` when compressed, `.zst-patch` for a delta. */
+/** The tar member name of a blob: OCI layout path, `.zst` when compressed, `.zst-patch` or `.vcdiff` for a delta. */
 export function blobMember(b: Pick<BundleBlob, 'digest' | 'encoding'>): string {
   return `blobs/sha256/${digestHex(b.digest)}${SUFFIX[b.encoding]}`;
 }
@@ -83,8 +94,8 @@ function checkBlob(x: unknown, where: string): BundleBlob {
   if (!Object.hasOwn(SUFFIX, b.encoding)) fail(where, `unknown encoding ${JSON.stringify(b.encoding)}`);
   if (b.encoding === 'none' && b.storedSize !== b.size) fail(where, 'storedSize differs from size for an unencoded blob');
   const out: BundleBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: b.encoding, storedSize: b.storedSize };
-  if (b.encoding !== 'zstd-patch') return out;
-  if (!b.base || typeof b.base !== 'object') fail(where, 'a zstd-patch blob names no base');
+  if (!isDelta(b.encoding)) return out;
+  if (!b.base || typeof b.base !== 'object') fail(where, `a ${b.encoding} blob names no base`);
   out.base = { digest: parseDigest(b.base.digest, `${where}: base`), size: checkSize(b.base.size, `${where}: base`) };
   if (out.base.digest === b.digest) fail(where, 'a blob cannot be its own base');
   return out;

@@ -7,7 +7,7 @@ import type { Descriptor } from '../oci/types.js';
 import { blockPath, planDeltas, type DeltaCandidate, type DeltaImage, type DeltaMatch } from './delta.js';
 import { encodeDeltas } from './delta-encode.js';
 import type { BlobSource } from './encode.js';
-import type { BundleBlob } from './format.js';
+import { isDelta, type BundleBlob } from './format.js';
 import type { BundlePlan, Have, WantImage } from './plan.js';
 import type { ImageSource } from './source.js';
 
@@ -54,9 +54,9 @@ export async function measureDeltas(candidates: DeltaCandidate[], blobs: BlobSou
   }
 }
 
-/** The patches a written bundle carries: digest -> patch size. */
+/** The patches (zstd or VCDIFF) a written bundle carries: digest -> patch size. */
 export function patchedSizes(blobs: BundleBlob[]): Map<Digest, number> {
-  return new Map(blobs.filter((b) => b.encoding === 'zstd-patch').map((b) => [b.digest, b.storedSize]));
+  return new Map(blobs.filter((b) => isDelta(b.encoding)).map((b) => [b.digest, b.storedSize]));
 }
 
 /** Side-by-side numbers: what each target costs once the patches replace their blobs. */

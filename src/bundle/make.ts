@@ -22,7 +22,7 @@ export interface MakeBundleOptions {
   sign?: string;
   split?: number;
   compress?: boolean;
-  /** Send changed blocks and layers as zstd patches against what the `since` images hold. */
+  /** Send changed blocks and layers as deltas (zstd or VCDIFF) against what the `since` images hold. */
   delta?: boolean;
   dryRun?: boolean;
   onProgress?: WriteBundleOptions['onProgress'];
@@ -56,7 +56,7 @@ async function receiverHas(since: ImageSource[], haveFile: string | undefined): 
 /**
  * Plans (and unless a dry run, writes) a bundle of the `to` images holding only what the receiver
  * lacks according to `since` and `have`. With `delta`, blobs that have an older version in the
- * `since` images travel as zstd patches against it when that is smaller.
+ * `since` images travel as deltas against it when that is smaller.
  */
 export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleResult> {
   if (opts.to.length === 0) throw new BlockportError('EUSAGE', 'name at least one image to send with --to');

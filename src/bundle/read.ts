@@ -10,18 +10,19 @@ import {
   MAX_SIGNATURE,
   SIGNATURE_MEMBER,
   blobMember,
+  isDelta,
   parseBundleManifest,
   parseSignature,
   type BundleBlob,
   type BundleManifest,
   type BundleSignature,
 } from './format.js';
-import { patchDecoder } from './patch.js';
+import { patchDecoder, vcdiffDecoder } from './patch.js';
 import { concatFiles, findVolumes } from './volumes.js';
 import { CHUNK } from '../chunk.js';
 
 export interface OpenBundleOptions {
-  /** The file of a blob the receiver holds: the base a `zstd-patch` member is decoded against. */
+  /** The file of a blob the receiver holds: the base a `zstd-patch` or `vcdiff` member is decoded against. */
   basePath?: (d: Digest) => string;
 }
 
@@ -97,12 +98,13 @@ export async function openBundle(args: string[], opts: OpenBundleOptions = {}): 
   return { files, manifest, manifestBytes, digest: sha256(manifestBytes), signature, blobs };
 }
 
-/** The transform that decodes a member: none, zstd, or a zstd patch against the base's file. */
+/** The transform that decodes a member: none, zstd, or a zstd patch or VCDIFF delta against the base's file. */
 function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['basePath']) {
   if (blob.encoding === 'zstd') return decompressor('zstd', what);
-  if (blob.encoding !== 'zstd-patch') return undefined;
+  if (!isDelta(blob.encoding)) return undefined;
   if (!basePath || !blob.base) throw new BlockportError('EUNSUPPORTED', `${what}: a delta needs its base blob ${blob.base?.digest ?? ''}, and no store was given`);
-  return patchDecoder(basePath(blob.base.digest), what);
+  const base = basePath(blob.base.digest);
+  return blob.encoding === 'vcdiff' ? vcdiffDecoder(base, what) : patchDecoder(base, what);
 }
 
 function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBundleOptions['basePath']): Readable {

@@ -8,7 +8,7 @@ import { BlockportError } from '../errors.js';
 import { jsonBytes } from '../oci/json.js';
 import type { Descriptor } from '../oci/types.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
-import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, type BundleBlob, type BundleManifest } from './format.js';
+import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, isDelta, type BundleBlob, type BundleManifest } from './format.js';
 import type { DeltaCandidate } from './delta.js';
 import { encodeDeltas, patchPath, preferDeltas } from './delta-encode.js';
 import { encodeBlobs, encodedPath, type BlobSource } from './encode.js';
@@ -23,8 +23,8 @@ export interface WriteBundleOptions {
   signKey?: KeyObject;
   /** Split into volumes of this many bytes. */
   split?: number;
-  /** Blobs to try as zstd patches against a base the receiver holds (read from `bases`); kept when smaller. */
-  deltas?: { candidates: DeltaCandidate[]; bases: BlobSource };
+  /** Blobs to try as deltas (zstd or VCDIFF) against a base the receiver holds (read from `bases`); kept when smaller. */
+  deltas?: { candidates: DeltaCandidate[]; bases: BlobSource; zstdLimit?: number };
   onProgress?: (p: { phase: 'compress' | 'delta' | 'write'; done: number; total: number }) => void;
   signal?: AbortSignal;
 }
@@ -40,7 +40,7 @@ export interface WriteBundleResult {
   /** Blobs carried, before and after compression. */
   rawBytes: number;
   storedBytes: number;
-  /** Blobs carried as zstd patches: how many, their size and their patches' size. */
+  /** Blobs carried as deltas (zstd-patch or vcdiff): how many, their size and their patches' size. */
   deltas: { blobs: number; rawBytes: number; storedBytes: number };
 }
 
@@ -57,7 +57,7 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
   for (const b of m.blobs) {
     signal?.throwIfAborted();
     yield encodeHeader({ path: blobMember(b), type: 'file', size: b.storedSize, mode: 0o644 });
-    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : b.encoding === 'zstd-patch' ? openFile(patchPath(dir, b)) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : isDelta(b.encoding) ? openFile(patchPath(dir, { digest: b.digest, encoding: b.encoding })) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
     let n = 0;
     for await (const chunk of body) {
       n += chunk.length;
@@ -76,7 +76,7 @@ async function withDeltas(plain: BundleBlob[], src: BlobSource, dir: string, opt
   const total = cands.reduce((n, c) => n + c.blob.size, 0);
   let done = 0;
   const onBlob = (d: Descriptor) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total });
-  const results = await encodeDeltas(cands, src, opts.deltas!.bases, dir, { onBlob, signal: opts.signal });
+  const results = await encodeDeltas(cands, src, opts.deltas!.bases, dir, { onBlob, signal: opts.signal, zstdLimit: opts.deltas!.zstdLimit });
   return preferDeltas(plain, results, dir, (b) => encodedPath(dir, b));
 }
 
@@ -109,7 +109,7 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
       }
     }
     const files = await writeVolumes(counted(), out, opts.split);
-    const patched = blobs.filter((b) => b.encoding === 'zstd-patch');
+    const patched = blobs.filter((b) => isDelta(b.encoding));
     const deltas = { blobs: patched.length, rawBytes: patched.reduce((n, b) => n + b.size, 0), storedBytes: patched.reduce((n, b) => n + b.storedSize, 0) };
     return { files, bytes: written, manifest, digest: sha256(bytes), signedBy: sig?.keyId, rawBytes, storedBytes, deltas };
   } finally {

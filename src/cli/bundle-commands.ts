@@ -66,7 +66,7 @@ function planTable(r: MakeBundleResult): string {
 /** One line per blob sent as a patch (the first 20), then how many were tried. */
 function printDeltas(d: NonNullable<MakeBundleResult['deltas']>, ctx: CliContext): void {
   const name = (x: { path?: string; digest: string }) => x.path ?? shortDigest(x.digest);
-  ctx.say(`deltas: ${d.blobs.length} of ${d.tried} blobs with an older version travel as zstd patches`);
+  ctx.say(`deltas: ${d.blobs.length} of ${d.tried} blobs with an older version travel as binary deltas`);
   const rows = d.blobs.slice(0, 20).map((b) => [`  ${name(b)}`, humanSize(b.size), '->', humanSize(b.storedSize), `from ${name(b.base)} (${b.match})`]);
   if (rows.length) ctx.say(table(rows));
   if (d.blobs.length > 20) ctx.say(`  ... ${d.blobs.length - 20} more`);
@@ -140,7 +140,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--sign <key>', "Ed25519 private key (from 'blockport keygen') to sign the bundle with")
     .option('--split <size>', 'split into volumes of at most SIZE bytes (e.g. 4G for FAT32)')
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
-    .option('--delta', 'send a changed block or layer as a zstd patch against its older version in the --since images, when smaller')
+    .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
