@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { openFile } from '../cas/blob-store.js';
+import { openFile, type StoredBlob } from '../cas/blob-store.js';
 import { parseDigest, type Digest } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
@@ -20,7 +20,7 @@ import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, ty
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
 import { refuseThroughSymlink } from './standard-layer.js';
-import { CHUNK } from '../chunk.js';
+import { CHUNK, coalesce } from '../chunk.js';
 
 export interface BlockifyOptions {
   rules: BlockRules;
@@ -178,7 +178,7 @@ async function blockifyLayer(
   matcher: RuleMatcher,
   tmp: string,
   opts: { compression: Compression; onBytes: (n: number) => void },
-): Promise<{ b: LayerBlockifier; file: string; uncompressedSize: number }> {
+): Promise<{ b: LayerBlockifier; file?: string; stored?: StoredBlob; uncompressedSize: number }> {
   const input = await openUncompressed(await src.openBlob(desc), `layer ${desc.digest}`);
   // an uncompressed layer blob is its diff_id, already verified by openBlob: do not hash it twice
   const uncompressedBlob = desc.digest === diffId;
@@ -195,9 +195,15 @@ async function blockifyLayer(
       throw new BlockportError('EDIGEST', `layer ${desc.digest}: uncompressed digest ${got} does not match the config's diff_id ${diffId}`, { subject: desc.digest });
     }
   }
+  if (uncompressedBlob && opts.compression === 'none') {
+    // straight into the destination: with no block made, the bytes are the input blob's, so
+    // the blob stored is the one copyBlob would bring; no temp file written and read again
+    const stored = await dst.putBlob(Readable.from(coalesce(layerBytes()), { objectMode: false, highWaterMark: CHUNK }));
+    return { b, stored, uncompressedSize: hashing.summary.size };
+  }
   const file = join(tmp, `layer-${desc.digest.slice(7, 19)}`);
   const z = compressor(opts.compression, 'block-form layer');
-  await pipeline([Readable.from(layerBytes()), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
+  await pipeline([Readable.from(coalesce(layerBytes())), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
   return { b, file, uncompressedSize: hashing.summary.size };
 }
 
@@ -226,18 +232,18 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
         bytes += n;
         options.onProgress?.({ layer: i, layers: diffIds.length, bytes });
       };
-      const { b, file, uncompressedSize } = await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
+      const { b, file, stored: direct, uncompressedSize } = await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
       const size = String(uncompressedSize);
       let out: Descriptor;
       if (b.stats.blocks > 0) {
-        const stored = await dst.putBlob(openFile(file));
+        const stored = direct ?? (await dst.putBlob(openFile(file!)));
         out = { mediaType: blockLayerType(compression), digest: stored.digest, size: stored.size, annotations: { [Annotation.diffId]: diffId, [Annotation.layerSize]: size } };
         blocks.push(...b.blocks);
       } else {
         await dst.copyBlob(src, desc);
         out = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { ...desc.annotations, [Annotation.layerSize]: size } };
       }
-      await fsp.rm(file, { force: true });
+      if (file) await fsp.rm(file, { force: true });
       layers.push(out);
       stats.push({ index: i, diffId, blockified: b.stats.blocks > 0, inputSize: desc.size, outputSize: out.size, uncompressedSize, ...b.stats });
     }
