@@ -1,12 +1,19 @@
 // Runs the blockport CLI the way a vendor and its customers do, timing every command and recording
 // its peak RSS: blockify into a vendor store, bundle each upgrade (with and without --delta), apply
 // the bundles in customer stores, materialize the results to docker-archives.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bestOf, showCommand, warm, type Command, type Timing } from './measure-exec.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** The node flags the installed `blockport` command runs with: those on the CLI's `#!` line. */
+export function cliNodeFlags(cli = CLI): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
 
 /** One blockport command as run, with what it cost. */
 export interface BlockportRun extends Timing {
@@ -27,14 +34,14 @@ export class Blockport {
 
   /** The command line of `blockport ARGS` against the store `home`. */
   command(home: string, args: string[]): Command {
-    return { cmd: process.execPath, args: [CLI, ...args], env: { BLOCKPORT_HOME: join(this.work, home) } };
+    return { cmd: process.execPath, args: [...cliNodeFlags(), CLI, ...args], env: { BLOCKPORT_HOME: join(this.work, home) } };
   }
 
   /** Runs `blockport ARGS` against the store `home` (`repeat` times, keeping the best). */
   async run(home: string, step: string, subject: string, args: string[], repeat = 1, reset?: () => Promise<unknown>): Promise<BlockportRun> {
     const c = this.command(home, args);
     const t = await bestOf(repeat, c, reset);
-    const run: BlockportRun = { step, subject, command: showCommand(c).replace(CLI, 'blockport').replace(process.execPath + ' ', ''), seconds: t.seconds, peakRssKiB: t.peakRssKiB, runs: t.runs };
+    const run: BlockportRun = { step, subject, command: showCommand(c).replace(`${[process.execPath, ...cliNodeFlags(), CLI].join(' ')}`, 'blockport'), seconds: t.seconds, peakRssKiB: t.peakRssKiB, runs: t.runs };
     this.log.push(run);
     return run;
   }
