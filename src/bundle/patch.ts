@@ -63,7 +63,10 @@ function runTool(cmd: string, args: string[], what: string): Promise<void> {
  */
 export async function encodePatch(base: { path: string; size: number }, target: { path: string; size: number }, out: string, what = `delta of ${target.path}`): Promise<number> {
   const level = patchLevel(Math.max(base.size, target.size));
-  const args = ['-q', `-${level}`, `--long=${patchWindowLog(base.size, target.size)}`, `--patch-from=${base.path}`, '-o', out, '--', target.path];
+  // -19's own match tables grow with the window (181 MB RSS for 2 x 4 MiB); these caps keep it
+  // at 42 MB with patches within 0.1% (measured with zstd 1.5.4 on two 4 MiB JRE module files)
+  const tables = level === 19 ? ['--zstd=hlog=20,clog=21'] : [];
+  const args = ['-q', `-${level}`, ...tables, `--long=${patchWindowLog(base.size, target.size)}`, `--patch-from=${base.path}`, '-o', out, '--', target.path];
   await runTool('zstd', args, what);
   return (await fsp.stat(out)).size;
 }
