@@ -35,9 +35,15 @@ export interface BlobStore extends BlobReader {
 }
 
 /** Blobs in an OCI image layout's `blobs/sha256/` folder. */
+/** Deferred fsyncs in flight at once (see FsBlobStore.backgroundSync). */
+const SYNCS_AT_ONCE = 2;
+
 export class FsBlobStore implements BlobStore {
   readonly dir: string;
   private readonly pending: Promise<void>[] = [];
+  /** Background fsyncs running, and those waiting for a turn. */
+  private syncing = 0;
+  private readonly syncQueue: (() => void)[] = [];
 
   /**
    * With `deferSync`, `put` returns once the bytes are written and hashed, and the fsync + rename
@@ -59,6 +65,18 @@ export class FsBlobStore implements BlobStore {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     if (all.length) await fsyncDir(this.dir);
+  }
+
+  /** fsyncs `file`, at most SYNCS_AT_ONCE at a time: more would take the thread pool from the reads and writes still running. */
+  private async backgroundSync(file: string): Promise<void> {
+    while (this.syncing >= SYNCS_AT_ONCE) await new Promise<void>((r) => this.syncQueue.push(r));
+    this.syncing++;
+    try {
+      await fsyncFile(file);
+    } finally {
+      this.syncing--;
+      this.syncQueue.shift()?.();
+    }
   }
 
   path(digest: Digest): string {
@@ -111,7 +129,7 @@ export class FsBlobStore implements BlobStore {
         await fsp.rm(tmp, { force: true });
         return;
       }
-      if (deferred) await fsyncFile(tmp);
+      if (deferred) await this.backgroundSync(tmp);
       await fsp.rename(tmp, this.path(sum.digest));
       if (!deferred) await fsyncDir(this.dir); // deferred writes sync the folder once, in flush
     };

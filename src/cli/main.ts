@@ -1,4 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
+import './threadpool.js';
 import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
 import { blockifyCommand, printBlockify } from './blockify.js';
