@@ -23,6 +23,13 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Bytes a file writer may hold while its writes run in the thread pool: with one chunk the
+ * producer stalls on every write; 2 MiB lets it keep working (materialize of a 553 MB image
+ * 3.6 s -> 3.2 s, same peak RSS).
+ */
+const WRITE_BEHIND = 8 * CHUNK;
+
 /** Bytes written between two background flushes of a large file. */
 const FLUSH_EVERY = 64 << 20;
 
@@ -36,7 +43,7 @@ function flushBehind(fh: fsp.FileHandle): Transform {
   let since = 0;
   let inFlight: Promise<void> | undefined;
   return new Transform({
-    highWaterMark: CHUNK,
+    highWaterMark: WRITE_BEHIND,
     transform(chunk: Buffer, _enc, cb) {
       since += chunk.length;
       if (since >= FLUSH_EVERY && !inFlight) {
@@ -94,7 +101,7 @@ export async function streamToFileAtomic(
 ): Promise<void> {
   const tmp = tempPathFor(path);
   try {
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: CHUNK });
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BEHIND });
     const sync = options.sync !== false;
     // a second handle on the same file, for the background flushes and the final fsync
     const fh = sync ? await new Promise<fsp.FileHandle>((resolve, reject) => {
