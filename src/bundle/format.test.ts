@@ -34,3 +34,17 @@ test('signatures must be ed25519 with a key id', () => {
   assert.throws(() => parseSignature(Buffer.from(JSON.stringify({ ...s, algorithm: 'rsa' }))), fails('ESIGNATURE', /unsupported/));
   assert.throws(() => parseSignature(Buffer.from(JSON.stringify({ ...s, keyId: 'k' }))), fails('ESIGNATURE', /malformed/));
 });
+
+test('a recipe names its bases, each a prerequisite, none twice, never itself', () => {
+  const base = good.prerequisites[0];
+  const recipe = { ...blob, encoding: 'recipe', storedSize: 1, bases: [base] };
+  assert.deepEqual(parse({ ...good, blobs: [recipe] }).blobs[0].bases, [base]);
+  assert.equal(blobMember({ digest: sha256('a'), encoding: 'recipe' }), `blobs/sha256/${sha256('a').slice(7)}.recipe`);
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [] }] }), fails('ECORRUPT', /names no bases/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: undefined }] }), fails('ECORRUPT', /names no bases/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [base, base] }] }), fails('ECORRUPT', /a base twice/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ digest: blob.digest, size: 1 }] }] }), fails('ECORRUPT', /its own base/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ digest: sha256('q'), size: 4 }] }] }), fails('ECORRUPT', /not among the prerequisites/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ ...base, size: 5 }] }] }), fails('ECORRUPT', /not among the prerequisites/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ digest: 'sha256:x', size: 4 }] }] }), fails('ECORRUPT', /invalid digest/));
+});

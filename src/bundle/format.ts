@@ -19,9 +19,10 @@ export const MAX_SIGNATURE = 64 << 10;
 
 /**
  * How a blob's bytes are stored in the bundle: as is, zstd frames, or a delta against a base the
- * receiver holds: a zstd patch, or VCDIFF (xdelta3) for pairs too big for zstd's memory.
+ * receiver holds: a zstd patch, or VCDIFF (xdelta3) for pairs too big for zstd's memory; or a
+ * recipe: literals and byte ranges copied from blobs the receiver holds (src/bundle/recipe.ts).
  */
-export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch' | 'vcdiff';
+export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch' | 'vcdiff' | 'recipe';
 
 /** The encodings that are deltas: decoded against a `base` the receiver holds. */
 export type DeltaEncoding = 'zstd-patch' | 'vcdiff';
@@ -55,6 +56,8 @@ export interface BundleBlob {
   storedSize: number;
   /** For a delta (`zstd-patch`, `vcdiff`): the blob the patch applies to; always one of the prerequisites. */
   base?: BundlePrerequisite;
+  /** For a `recipe`: the blobs its COPY ops read, by index; every one is a prerequisite. */
+  bases?: BundlePrerequisite[];
 }
 
 /** The bundle manifest: everything a receiver needs to decide, verify and apply. */
@@ -74,7 +77,7 @@ export interface BundleSignature {
   signature: string;
 }
 
-const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch', vcdiff: '.vcdiff' };
+const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch', vcdiff: '.vcdiff', recipe: '.recipe' };
 
 /** The tar member name of a blob: OCI layout path, `.zst` when compressed, `.zst-patch` or `.vcdiff` for a delta. */
 export function blobMember(b: Pick<BundleBlob, 'digest' | 'encoding'>): string {
@@ -94,6 +97,7 @@ function checkBlob(x: unknown, where: string): BundleBlob {
   if (!Object.hasOwn(SUFFIX, b.encoding)) fail(where, `unknown encoding ${JSON.stringify(b.encoding)}`);
   if (b.encoding === 'none' && b.storedSize !== b.size) fail(where, 'storedSize differs from size for an unencoded blob');
   const out: BundleBlob = { digest: b.digest, size: b.size, mediaType: b.mediaType, encoding: b.encoding, storedSize: b.storedSize };
+  if (b.encoding === 'recipe') return { ...out, bases: checkRecipeBases(b, where) };
   if (!isDelta(b.encoding)) return out;
   if (!b.base || typeof b.base !== 'object') fail(where, `a ${b.encoding} blob names no base`);
   out.base = { digest: parseDigest(b.base.digest, `${where}: base`), size: checkSize(b.base.size, `${where}: base`) };
@@ -101,11 +105,21 @@ function checkBlob(x: unknown, where: string): BundleBlob {
   return out;
 }
 
+/** A recipe's bases: at least one, none twice, never the blob itself. */
+function checkRecipeBases(b: BundleBlob, where: string): BundlePrerequisite[] {
+  if (!Array.isArray(b.bases) || b.bases.length === 0) fail(where, 'a recipe blob names no bases');
+  const bases = b.bases.map((x, i) => ({ digest: parseDigest(x?.digest, `${where}: bases[${i}]`), size: checkSize(x.size, `${where}: bases[${i}]`) }));
+  if (new Set(bases.map((x) => x.digest)).size !== bases.length) fail(where, 'a recipe names a base twice');
+  if (bases.some((x) => x.digest === b.digest)) fail(where, 'a blob cannot be its own base');
+  return bases;
+}
+
 /** Every delta's base must be a prerequisite, so apply checks it is held before writing anything. */
 function checkBases(blobs: BundleBlob[], prerequisites: BundlePrerequisite[], where: string): void {
   const held = new Map(prerequisites.map((p) => [p.digest, p.size]));
   for (const b of blobs) {
     if (b.base && held.get(b.base.digest) !== b.base.size) fail(where, `the base ${b.base.digest} of ${b.digest} is not among the prerequisites`);
+    for (const x of b.bases ?? []) if (held.get(x.digest) !== x.size) fail(where, `the base ${x.digest} of ${b.digest} is not among the prerequisites`);
   }
 }
 

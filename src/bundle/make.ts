@@ -3,6 +3,7 @@ import { BlockportError } from '../errors.js';
 import { resolveImage } from '../oci/resolve.js';
 import { deltaReport, measureDeltas, ownerSource, patchedSizes, prepareDeltas, type DeltaReport } from './make-delta.js';
 import { readInventory } from './inventory.js';
+import { prepareRecipes } from './make-recipe.js';
 import { plan, type BundlePlan, type Have } from './plan.js';
 import { reachable } from './reachable.js';
 import { loadPrivateKey } from './sign.js';
@@ -24,6 +25,8 @@ export interface MakeBundleOptions {
   compress?: boolean;
   /** Send changed blocks and layers as deltas (zstd or VCDIFF) against what the `since` images hold. */
   delta?: boolean;
+  /** Send changed tars (layers, folder blocks) as recipes copying unchanged files from the `since` images, when smaller (default true). */
+  recipes?: boolean;
   dryRun?: boolean;
   onProgress?: WriteBundleOptions['onProgress'];
 }
@@ -87,7 +90,8 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
       const used = await measureDeltas(deltas.candidates, blobs, deltas.bases, (d) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total }));
       return { plan: p, deltas: deltaReport(deltas.candidates, used, wants, p) };
     }
-    const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, onProgress: opts.onProgress });
+    const recipes = opts.recipes === false ? undefined : await prepareRecipes(held, have);
+    const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, recipes, onProgress: opts.onProgress });
     return { plan: p, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
   } finally {
     for (const s of [...sources, ...held]) await s.close();

@@ -18,11 +18,12 @@ import {
   type BundleSignature,
 } from './format.js';
 import { patchDecoder, vcdiffDecoder } from './patch.js';
+import { recipeDecoder } from './recipe.js';
 import { concatFiles, findVolumes } from './volumes.js';
 import { CHUNK } from '../chunk.js';
 
 export interface OpenBundleOptions {
-  /** The file of a blob the receiver holds: the base a `zstd-patch` or `vcdiff` member is decoded against. */
+  /** The file of a blob the receiver holds: the base a `zstd-patch` or `vcdiff` member is decoded against, or a `recipe` copies from. */
   basePath?: (d: Digest) => string;
 }
 
@@ -101,6 +102,7 @@ export async function openBundle(args: string[], opts: OpenBundleOptions = {}): 
 /** The transform that decodes a member: none, zstd, or a zstd patch or VCDIFF delta against the base's file. */
 function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['basePath']) {
   if (blob.encoding === 'zstd') return decompressor('zstd', what);
+  if (blob.encoding === 'recipe') return recipeDecoder(blob, what, basePath);
   if (!isDelta(blob.encoding)) return undefined;
   if (!basePath || !blob.base) throw new BlockportError('EUNSUPPORTED', `${what}: a delta needs its base blob ${blob.base?.digest ?? ''}, and no store was given`);
   const base = basePath(blob.base.digest);

@@ -12,6 +12,7 @@ import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, b
 import type { DeltaCandidate } from './delta.js';
 import { encodeDeltas, patchPath, preferDeltas } from './delta-encode.js';
 import { encodeBlobs, encodedPath, type BlobSource } from './encode.js';
+import { recipePath, withRecipes, type RecipeBases } from './recipe-encode.js';
 import type { BundlePlan } from './plan.js';
 import { signManifest } from './sign.js';
 import { writeVolumes } from './volumes.js';
@@ -25,7 +26,9 @@ export interface WriteBundleOptions {
   split?: number;
   /** Blobs to try as deltas (zstd or VCDIFF) against a base the receiver holds (read from `bases`); kept when smaller. */
   deltas?: { candidates: DeltaCandidate[]; bases: BlobSource; zstdLimit?: number };
-  onProgress?: (p: { phase: 'compress' | 'delta' | 'write'; done: number; total: number }) => void;
+  /** Blobs the receiver holds (read from their source): tars and file blocks sent may become recipes copying from them, when smaller. */
+  recipes?: RecipeBases;
+  onProgress?: (p: { phase: 'compress' | 'delta' | 'recipe' | 'write'; done: number; total: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -42,6 +45,15 @@ export interface WriteBundleResult {
   storedBytes: number;
   /** Blobs carried as deltas (zstd-patch or vcdiff): how many, their size and their patches' size. */
   deltas: { blobs: number; rawBytes: number; storedBytes: number };
+  /** Blobs carried as recipes: how many, their size and their members' size. */
+  recipes: { blobs: number; rawBytes: number; storedBytes: number };
+}
+
+/** The work-folder file holding a blob's member; undefined when the member is the blob as is. */
+function memberFile(dir: string, b: BundleBlob): string | undefined {
+  if (b.encoding === 'zstd') return encodedPath(dir, b);
+  if (b.encoding === 'recipe') return recipePath(dir, b);
+  return isDelta(b.encoding) ? patchPath(dir, { digest: b.digest, encoding: b.encoding }) : undefined;
 }
 
 function* member(name: string, data: Buffer): Generator<Buffer> {
@@ -57,7 +69,8 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
   for (const b of m.blobs) {
     signal?.throwIfAborted();
     yield encodeHeader({ path: blobMember(b), type: 'file', size: b.storedSize, mode: 0o644 });
-    const body = b.encoding === 'zstd' ? openFile(encodedPath(dir, b)) : isDelta(b.encoding) ? openFile(patchPath(dir, { digest: b.digest, encoding: b.encoding })) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const file = memberFile(dir, b);
+    const body = file ? openFile(file) : await src.open({ mediaType: b.mediaType, digest: b.digest, size: b.size });
     let n = 0;
     for await (const chunk of body) {
       n += chunk.length;
@@ -94,7 +107,9 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
       opts.onProgress?.({ phase: 'compress', done: (done += d.size), total: rawBytes });
     };
     const plain = await encodeBlobs(p.send, src, dir, { compress: opts.compress ?? true, onBlob });
-    const { blobs, bases } = await withDeltas(plain, src, dir, opts);
+    const deltaed = await withDeltas(plain, src, dir, opts);
+    const onRecipe = (d: number, total: number) => opts.onProgress?.({ phase: 'recipe', done: d, total });
+    const { blobs, bases } = await withRecipes(deltaed.blobs, src, dir, opts.recipes, (b) => memberFile(dir, b), { onProgress: onRecipe, signal: opts.signal });
     const prerequisites = [...p.prerequisites, ...bases.filter((b) => !p.prerequisites.some((x) => x.digest === b.digest))];
     const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets: p.targets, prerequisites, blobs };
     const bytes = jsonBytes(manifest);
@@ -111,7 +126,9 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
     const files = await writeVolumes(counted(), out, opts.split);
     const patched = blobs.filter((b) => isDelta(b.encoding));
     const deltas = { blobs: patched.length, rawBytes: patched.reduce((n, b) => n + b.size, 0), storedBytes: patched.reduce((n, b) => n + b.storedSize, 0) };
-    return { files, bytes: written, manifest, digest: sha256(bytes), signedBy: sig?.keyId, rawBytes, storedBytes, deltas };
+    const recipes = blobs.filter((b) => b.encoding === 'recipe');
+    const recipeSizes = { blobs: recipes.length, rawBytes: recipes.reduce((n, b) => n + b.size, 0), storedBytes: recipes.reduce((n, b) => n + b.storedSize, 0) };
+    return { files, bytes: written, manifest, digest: sha256(bytes), signedBy: sig?.keyId, rawBytes, storedBytes, deltas, recipes: recipeSizes };
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }

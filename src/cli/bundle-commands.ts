@@ -25,6 +25,7 @@ interface BundleFlags {
   split?: string;
   compress?: boolean;
   delta?: boolean;
+  recipes?: boolean;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -41,8 +42,9 @@ async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeB
       split: flags.split === undefined ? undefined : parseSize(flags.split),
       compress: flags.compress !== false,
       delta: flags.delta,
+      recipes: flags.recipes !== false,
       dryRun: flags.dryRun,
-      onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : p.phase === 'delta' ? 'computing deltas' : 'writing'),
+      onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : p.phase === 'delta' ? 'computing deltas' : p.phase === 'recipe' ? 'building recipes' : 'writing'),
     });
   } finally {
     bar.stop();
@@ -87,7 +89,8 @@ function printBundle(r: MakeBundleResult, ctx: CliContext): void {
     return;
   }
   const patched = w.deltas.blobs ? `; ${w.deltas.blobs} as deltas: ${humanSize(w.deltas.rawBytes)} -> ${humanSize(w.deltas.storedBytes)}` : '';
-  ctx.say(`wrote ${w.files.join(', ')}: ${humanSize(w.bytes)} (blobs ${humanSize(w.rawBytes)} -> ${humanSize(w.storedBytes)} stored${patched})`);
+  const recipes = w.recipes.blobs ? `; ${w.recipes.blobs} as recipes: ${humanSize(w.recipes.rawBytes)} -> ${humanSize(w.recipes.storedBytes)}` : '';
+  ctx.say(`wrote ${w.files.join(', ')}: ${humanSize(w.bytes)} (blobs ${humanSize(w.rawBytes)} -> ${humanSize(w.storedBytes)} stored${patched}${recipes})`);
   ctx.say(`bundle ${w.digest}${w.signedBy ? `, signed by key ${w.signedBy}` : ', unsigned'}`);
 }
 
@@ -141,6 +144,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--split <size>', 'split into volumes of at most SIZE bytes (e.g. 4G for FAT32)')
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
     .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller')
+    .option('--no-recipes', 'send changed layers and folder blocks whole (default: as recipes that copy the unchanged files from the --since images, when smaller)')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
