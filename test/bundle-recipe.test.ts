@@ -91,6 +91,12 @@ test('the rebuilt layer travels as a recipe far smaller than the layer; its base
   assert.match(text, /; 1 as recipes: [\d.]+ [kM]B -> [\d.]+ kB\)/);
 });
 
+test('--no-compress sends no recipe: blobs travel as they are', async () => {
+  const file = join(dir, 'raw.bpk');
+  await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '--no-compress', '-o', file]);
+  assert.deepEqual((await bundleManifest(file)).blobs.map((b) => b.encoding).filter((e) => e !== 'none'), []);
+});
+
 test('applied to a store holding v1, the recipe bundle gives the vendor\'s exact v2', async () => {
   const home = join(dir, 'c-apply');
   await copyDir(customerV1, home);

@@ -25,7 +25,7 @@ export interface MakeBundleOptions {
   compress?: boolean;
   /** Send changed blocks and layers as deltas (zstd or VCDIFF) against what the `since` images hold. */
   delta?: boolean;
-  /** Send changed tars (layers, folder blocks) as recipes copying unchanged files from the `since` images, when smaller (default true). */
+  /** Send changed tars (layers, folder blocks) as recipes copying unchanged files from the `since` images, when smaller (default true; never with compress false). */
   recipes?: boolean;
   dryRun?: boolean;
   onProgress?: WriteBundleOptions['onProgress'];
@@ -90,7 +90,8 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
       const used = await measureDeltas(deltas.candidates, blobs, deltas.bases, (d) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total }));
       return { plan: p, deltas: deltaReport(deltas.candidates, used, wants, p) };
     }
-    const recipes = opts.recipes === false ? undefined : await prepareRecipes(held, have);
+    // a recipe is zstd frames: --no-compress (blobs as they are, no zstd needed) sends none
+    const recipes = opts.recipes === false || opts.compress === false ? undefined : await prepareRecipes(held, have);
     const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, recipes, onProgress: opts.onProgress });
     return { plan: p, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
   } finally {

@@ -11,7 +11,7 @@ import { ByteSource } from '../tar/bytes.js';
 import type { BlobSource } from './encode.js';
 import type { BundleBlob, BundlePrerequisite } from './format.js';
 import { END_OP, RECIPE_MAGIC, copyOp, literalOp } from './recipe.js';
-import { blobRanges, indexHeld, isRecipeKind, type BlobRange, type Placement } from './recipe-index.js';
+import { blobRanges, indexHeld, isPlainTar, isRecipeKind, type BlobRange, type Placement } from './recipe-index.js';
 
 /** The blobs the receiver holds that recipes may copy from, and where the sender reads them. */
 export interface RecipeBases {
@@ -142,10 +142,32 @@ function compressOps(files: string[], dir: string, level: number): Promise<void>
 }
 
 export interface EncodeRecipesOptions {
-  onBlob?: (d: Descriptor) => void;
+  /** Bytes hashed and read so far, of all the reads building recipes takes. */
+  onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
   /** zstd level (default recipeLevel() of the streams' total size). */
   level?: number;
+}
+
+interface Built {
+  d: Descriptor;
+  bases: BundlePrerequisite[];
+  copied: number;
+}
+
+/** Compresses the op files of `built` (two zstd runs at once, big streams spread) into HEX.recipe members. */
+async function compressAll(built: Built[], dir: string, level?: number): Promise<Map<Digest, RecipeResult>> {
+  const lists: string[][] = Array.from({ length: WORKERS }, () => []);
+  [...built].sort((a, b) => b.d.size - b.copied - (a.d.size - a.copied)).forEach((b, i) => lists[i % WORKERS].push(opsPath(dir, b.d)));
+  const bytes = (await Promise.all(built.map((b) => fsp.stat(opsPath(dir, b.d))))).reduce((n, st) => n + st.size, 0);
+  await Promise.all(lists.map((l) => compressOps(l, dir, level ?? recipeLevel(bytes))));
+  const out = new Map<Digest, RecipeResult>();
+  for (const b of built) {
+    await fsp.rename(`${opsPath(dir, b.d)}.zst`, recipePath(dir, b.d));
+    const { size } = await fsp.stat(recipePath(dir, b.d));
+    out.set(b.d.digest, { blob: b.d, bases: b.bases, storedSize: size, copied: b.copied });
+  }
+  return out;
 }
 
 /**
@@ -155,35 +177,32 @@ export interface EncodeRecipesOptions {
  * then literals), each held tar once.
  */
 export async function encodeRecipes(send: Descriptor[], src: BlobSource, held: RecipeBases, dir: string, opts: EncodeRecipesOptions = {}): Promise<Map<Digest, RecipeResult>> {
-  const out = new Map<Digest, RecipeResult>();
+  const sending = new Set(send.map((d) => d.digest));
+  const bases = held.blobs.filter((h) => !sending.has(h.digest)); // a blob is never its own base
   const cands = send.filter(isRecipeCandidate);
-  if (cands.length === 0 || held.blobs.length === 0) return out;
+  if (cands.length === 0 || bases.length === 0) return new Map();
+  const sum = (ds: Descriptor[]) => ds.reduce((n, d) => n + d.size, 0);
+  const total = 2 * sum(cands) + sum(bases.filter((h) => isPlainTar(h.mediaType)));
+  let done = 0;
+  const onBlob = (d: Descriptor) => opts.onProgress?.((done += d.size), total);
   const ranges = new Map<Digest, BlobRange[]>();
   for (const d of cands) {
     opts.signal?.throwIfAborted();
     ranges.set(d.digest, await blobRanges(d, src));
+    onBlob(d);
   }
   const wanted = new Set([...ranges.values()].flatMap((rs) => rs.map((r) => r.key)));
-  const index = await indexHeld(held.blobs, held.source, wanted, opts.signal);
-  const built: { d: Descriptor; bases: BundlePrerequisite[]; copied: number }[] = [];
+  const index = await indexHeld(bases, held.source, wanted, { signal: opts.signal, onBlob });
+  const built: Built[] = [];
   for (const d of cands) {
     opts.signal?.throwIfAborted();
     const copies = planCopies(ranges.get(d.digest)!, index);
     ranges.delete(d.digest);
     const copied = copies.reduce((n, c) => n + c.size, 0);
     if (copied >= MIN_COPIED) built.push({ d, bases: await writeOps(d, src, copies, dir), copied });
-    opts.onBlob?.(d);
+    onBlob(d);
   }
-  const lists: string[][] = Array.from({ length: WORKERS }, () => []);
-  [...built].sort((a, b) => b.d.size - b.copied - (a.d.size - a.copied)).forEach((b, i) => lists[i % WORKERS].push(opsPath(dir, b.d)));
-  const bytes = (await Promise.all(built.map((b) => fsp.stat(opsPath(dir, b.d))))).reduce((n, st) => n + st.size, 0);
-  await Promise.all(lists.map((l) => compressOps(l, dir, opts.level ?? recipeLevel(bytes))));
-  for (const b of built) {
-    await fsp.rename(`${opsPath(dir, b.d)}.zst`, recipePath(dir, b.d));
-    const { size } = await fsp.stat(recipePath(dir, b.d));
-    out.set(b.d.digest, { blob: b.d, bases: b.bases, storedSize: size, copied: b.copied });
-  }
-  return out;
+  return compressAll(built, dir, opts.level);
 }
 
 /**
@@ -217,13 +236,9 @@ export function basesOf(blobs: BundleBlob[]): BundlePrerequisite[] {
  * For writeBundle: builds recipes for `blobs` against `held` (when given) and keeps those smaller
  * than each blob's member; returns the blobs and every base the members now need.
  */
-export async function withRecipes(blobs: BundleBlob[], src: BlobSource, dir: string, held: RecipeBases | undefined, memberFile: (b: BundleBlob) => string | undefined, opts: EncodeRecipesOptions & { onProgress?: (done: number, total: number) => void } = {}): Promise<{ blobs: BundleBlob[]; bases: BundlePrerequisite[] }> {
+export async function withRecipes(blobs: BundleBlob[], src: BlobSource, dir: string, held: RecipeBases | undefined, memberFile: (b: BundleBlob) => string | undefined, opts: EncodeRecipesOptions = {}): Promise<{ blobs: BundleBlob[]; bases: BundlePrerequisite[] }> {
   if (!held) return { blobs, bases: basesOf(blobs) };
   const send = blobs.map((b) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size }));
-  const total = send.filter(isRecipeCandidate).reduce((n, d) => n + d.size, 0);
-  let done = 0;
-  const onBlob = (d: Descriptor) => opts.onProgress?.((done += d.size), total);
-  const recipes = await encodeRecipes(send, src, held, dir, { ...opts, onBlob });
-  const out = await preferRecipes(blobs, recipes, dir, memberFile);
+  const out = await preferRecipes(blobs, await encodeRecipes(send, src, held, dir, opts), dir, memberFile);
   return { blobs: out, bases: basesOf(out) };
 }

@@ -105,17 +105,18 @@ const PLACES = 4;
  * Indexes the held blobs (`held`, read from `src`) for the keys in `wanted`: key -> places holding
  * those bytes. File blocks are indexed without reading; plain tars are read once each.
  */
-export async function indexHeld(held: Descriptor[], src: BlobSource, wanted: ReadonlySet<string>, signal?: AbortSignal): Promise<Map<string, Placement[]>> {
+export async function indexHeld(held: Descriptor[], src: BlobSource, wanted: ReadonlySet<string>, opts: { signal?: AbortSignal; onBlob?: (d: Descriptor) => void } = {}): Promise<Map<string, Placement[]>> {
   const index = new Map<string, Placement[]>();
   const keep = (k: string) => wanted.has(k);
   for (const h of held) {
-    signal?.throwIfAborted();
+    opts.signal?.throwIfAborted();
     if (!isRecipeKind(h.mediaType)) continue;
     for (const r of await blobRanges(h, src, keep)) {
       const places = index.get(r.key);
       if (!places) index.set(r.key, [{ base: h, offset: r.at }]);
       else if (places.length < PLACES) places.push({ base: h, offset: r.at });
     }
+    if (isPlainTar(h.mediaType)) opts.onBlob?.(h);
   }
   return index;
 }
