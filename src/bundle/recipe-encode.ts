@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { CHUNK, coalesce } from '../chunk.js';
+import { CHUNK } from '../chunk.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
@@ -11,7 +10,7 @@ import { ByteSource } from '../tar/bytes.js';
 import type { BlobSource } from './encode.js';
 import type { BundleBlob, BundlePrerequisite } from './format.js';
 import { END_OP, RECIPE_MAGIC, copyOp, literalOp } from './recipe.js';
-import { blobRanges, indexHeld, isPlainTar, isRecipeKind, type BlobRange, type Placement } from './recipe-index.js';
+import { blobRanges, closeBlob, indexHeld, isPlainTar, isRecipeKind, readBlob, wantedOf, type BlobRange, type Placement } from './recipe-index.js';
 
 /** The blobs the receiver holds that recipes may copy from, and where the sender reads them. */
 export interface RecipeBases {
@@ -92,8 +91,8 @@ export function planCopies(ranges: BlobRange[], index: Map<string, Placement[]>)
   return out;
 }
 
-/** The recipe stream of a blob: literals read from `blob` (a verified stream), COPY ops for `copies`. */
-async function* opStream(blob: Readable, size: number, copies: Copy[], bases: Digest[], what: string): AsyncGenerator<Buffer> {
+/** The recipe stream of a blob: literals read from `blob` (verified as read), COPY ops for `copies`. */
+async function* opStream(blob: AsyncIterable<Buffer>, size: number, copies: Copy[], bases: Digest[], what: string): AsyncGenerator<Buffer> {
   const src = new ByteSource(blob, what);
   yield RECIPE_MAGIC;
   let pos = 0;
@@ -115,12 +114,43 @@ async function* opStream(blob: Readable, size: number, copies: Copy[], bases: Di
   yield END_OP;
 }
 
+async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
+  for (let done = 0; done < b.length;) done += (await fh.write(b, done, b.length - done)).bytesWritten;
+}
+
+/**
+ * Writes `pieces` to `path` through one reused buffer. Each piece is copied or written before the
+ * next is asked for, so pieces may be slices of buffers their producer reuses (readBlob's).
+ */
+async function writePieces(path: string, pieces: AsyncIterable<Buffer>): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    const buf = Buffer.allocUnsafeSlow(CHUNK);
+    let n = 0;
+    for await (const p of pieces) {
+      if (n > 0 && (n + p.length > CHUNK || p.length > CHUNK / 2)) {
+        await writeAll(fh, buf.subarray(0, n));
+        n = 0;
+      }
+      if (p.length > CHUNK / 2) await writeAll(fh, p);
+      else n += p.copy(buf, n);
+    }
+    if (n > 0) await writeAll(fh, buf.subarray(0, n));
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Writes the (uncompressed) recipe of `d` to the work folder; returns its bases in index order. */
 async function writeOps(d: Descriptor, src: BlobSource, copies: Copy[], dir: string): Promise<BundlePrerequisite[]> {
   const bases: BundlePrerequisite[] = [];
   for (const c of copies) if (!bases.some((b) => b.digest === c.base.digest)) bases.push({ digest: c.base.digest, size: c.base.size });
-  const ops = opStream(await src.open(d), d.size, copies, bases.map((b) => b.digest), `blob ${d.digest}`);
-  await pipeline(Readable.from(coalesce(ops), { objectMode: false, highWaterMark: CHUNK }), createWriteStream(opsPath(dir, d), { highWaterMark: CHUNK }));
+  const blob = await readBlob(d, src);
+  try {
+    await writePieces(opsPath(dir, d), opStream(blob, d.size, copies, bases.map((b) => b.digest), `blob ${d.digest}`));
+  } finally {
+    await closeBlob(blob);
+  }
   return bases;
 }
 
@@ -191,7 +221,7 @@ export async function encodeRecipes(send: Descriptor[], src: BlobSource, held: R
     ranges.set(d.digest, await blobRanges(d, src));
     onBlob(d);
   }
-  const wanted = new Set([...ranges.values()].flatMap((rs) => rs.map((r) => r.key)));
+  const wanted = wantedOf([...ranges.values()].flat());
   const index = await indexHeld(bases, held.source, wanted, { signal: opts.signal, onBlob });
   const built: Built[] = [];
   for (const d of cands) {

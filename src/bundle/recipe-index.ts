@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { digestHex } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
-import { TarReader } from '../tar/reader.js';
+import { TarReader, paddingOf } from '../tar/reader.js';
 import type { BlobSource } from './encode.js';
+import { readPooled } from './pooled-read.js';
 
 /** File data shorter than this is never copied: the COPY op and the lookup cost more than they save. */
 export const MIN_COPY = 128;
@@ -50,25 +51,61 @@ export function digestKey(d: Pick<Descriptor, 'digest' | 'size'>): string {
   return dataKey(d.size, Buffer.from(digestHex(d.digest), 'hex'));
 }
 
+/** The ranges an index is for: their keys, and the sizes of their entries and file data (others are not hashed). */
+export interface Wanted {
+  keys: ReadonlySet<string>;
+  entrySizes: ReadonlySet<number>;
+  dataSizes: ReadonlySet<number>;
+}
+
+/** What a set of ranges asks of an index of held blobs. */
+export function wantedOf(ranges: Iterable<BlobRange>): Wanted {
+  const w = { keys: new Set<string>(), entrySizes: new Set<number>(), dataSizes: new Set<number>() };
+  for (const r of ranges) {
+    w.keys.add(r.key);
+    (r.key.startsWith('e') ? w.entrySizes : w.dataSizes).add(r.size);
+  }
+  return w;
+}
+
 /**
  * The ranges of a tar stream, in order: each entry, then (for a regular file of MIN_COPY bytes
- * or more) its data, both hashed in one read. `keep` filters ranges as they are found, so an index
- * of held blobs holds only what some new blob needs.
+ * or more) its data, both from one hash of the data. With `want`, only wanted ranges are kept,
+ * and an entry of a size no wanted range has is not even hashed (read past, still verified).
  */
-export async function tarRanges(stream: AsyncIterable<Buffer>, what: string, keep: (key: string) => boolean = () => true): Promise<BlobRange[]> {
+export async function tarRanges(stream: AsyncIterable<Buffer>, what: string, want?: Wanted): Promise<BlobRange[]> {
   const out: BlobRange[] = [];
   for await (const e of new TarReader(stream, what).entries()) {
+    const size = e.raw.length + e.header.size + paddingOf(e.header.size);
+    const isData = e.header.type === 'file' && e.header.size >= MIN_COPY;
+    const needEntry = !want || want.entrySizes.has(size);
+    const needData = isData && (!want || want.dataSizes.has(e.header.size));
+    if (!needEntry && !needData) continue;
     const hash = createHash('sha256');
     for await (const c of e.body()) hash.update(c);
     const sha = hash.digest();
-    const size = e.raw.length + e.header.size + e.padding!.length;
-    const entry = { at: e.offset, size, key: entryKey(size, e.raw, sha, e.padding!) };
-    if (keep(entry.key)) out.push(entry);
-    if (e.header.type !== 'file' || e.header.size < MIN_COPY) continue;
-    const body = { at: e.offset + e.raw.length, size: e.header.size, key: dataKey(e.header.size, sha) };
-    if (keep(body.key)) out.push(body);
+    const ranges = [
+      ...(needEntry ? [{ at: e.offset, size, key: entryKey(size, e.raw, sha, e.padding!) }] : []),
+      ...(needData ? [{ at: e.offset + e.raw.length, size: e.header.size, key: dataKey(e.header.size, sha) }] : []),
+    ];
+    out.push(...ranges.filter((r) => !want || want.keys.has(r.key)));
   }
   return out;
+}
+
+/**
+ * A verified read of a blob. From a file named by its digest (a store's) it comes in reused
+ * buffers (readPooled): each chunk must be consumed or copied before the one after next.
+ */
+export async function readBlob(d: Descriptor, src: BlobSource): Promise<AsyncIterable<Buffer>> {
+  const file = src.path?.(d);
+  return file?.endsWith(`/${digestHex(d.digest)}`) ? readPooled(file, d) : src.open(d);
+}
+
+/** Ends a read from readBlob that was not read to its end (closes its file). */
+export async function closeBlob(stream: AsyncIterable<Buffer>): Promise<void> {
+  if (stream instanceof Readable) stream.destroy();
+  else await (stream as AsyncGenerator<Buffer>).return?.(undefined);
 }
 
 /**
@@ -76,19 +113,19 @@ export async function tarRanges(stream: AsyncIterable<Buffer>, what: string, kee
  * read); a plain tar is read (verified) and split by tarRanges. A tar blockport cannot parse
  * gives none: it simply travels without a recipe. Digest mismatches are errors.
  */
-export async function blobRanges(d: Descriptor, src: BlobSource, keep?: (key: string) => boolean): Promise<BlobRange[]> {
+export async function blobRanges(d: Descriptor, src: BlobSource, want?: Wanted): Promise<BlobRange[]> {
   if (d.mediaType === MediaType.blockFile) {
     const r = { at: 0, size: d.size, key: digestKey(d) };
-    return d.size >= MIN_COPY && (!keep || keep(r.key)) ? [r] : [];
+    return d.size >= MIN_COPY && (!want || want.keys.has(r.key)) ? [r] : [];
   }
-  const stream: Readable = await src.open(d);
+  const stream = await readBlob(d, src);
   try {
-    return await tarRanges(stream, `blob ${d.digest}`, keep);
+    return await tarRanges(stream, `blob ${d.digest}`, want);
   } catch (err) {
     if (err instanceof BlockportError && (err.code === 'ECORRUPT' || err.code === 'EUNSUPPORTED')) return [];
     throw err;
   } finally {
-    stream.destroy();
+    await closeBlob(stream);
   }
 }
 
@@ -105,13 +142,12 @@ const PLACES = 4;
  * Indexes the held blobs (`held`, read from `src`) for the keys in `wanted`: key -> places holding
  * those bytes. File blocks are indexed without reading; plain tars are read once each.
  */
-export async function indexHeld(held: Descriptor[], src: BlobSource, wanted: ReadonlySet<string>, opts: { signal?: AbortSignal; onBlob?: (d: Descriptor) => void } = {}): Promise<Map<string, Placement[]>> {
+export async function indexHeld(held: Descriptor[], src: BlobSource, wanted: Wanted, opts: { signal?: AbortSignal; onBlob?: (d: Descriptor) => void } = {}): Promise<Map<string, Placement[]>> {
   const index = new Map<string, Placement[]>();
-  const keep = (k: string) => wanted.has(k);
   for (const h of held) {
     opts.signal?.throwIfAborted();
     if (!isRecipeKind(h.mediaType)) continue;
-    for (const r of await blobRanges(h, src, keep)) {
+    for (const r of await blobRanges(h, src, wanted)) {
       const places = index.get(r.key);
       if (!places) index.set(r.key, [{ base: h, offset: r.at }]);
       else if (places.length < PLACES) places.push({ base: h, offset: r.at });
