@@ -1,5 +1,6 @@
-// The `java` scenario (an app on Debian + JRE with 100+ dependency jars, three releases) and the
-// `teams` scenario (a second team's image on the same base sharing most of those jars).
+// The `java` scenario (an app on Debian + JRE with 100+ dependency jars, three releases), the
+// `teams` scenario (a second team's image on the same base sharing most of those jars) and
+// `java-xl` (java v3 with a build toolchain installed on top: about 1.1 GB of layers).
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext } from './context.js';
@@ -26,6 +27,9 @@ const CLOSURE_VERSIONS = { v1: '20230802.0.0', v3: '20231112.0.0', teams: '20240
 // Packages the mirror carries in two versions (stable and security update): real version bumps.
 const BUMPED_V3 = ['libzookeeper-java', 'libtomcat10-java', 'libasync-http-client-java'];
 const BUMPED_V2 = { pkg: 'libzookeeper-java', jar: 'zookeeper-jute.jar' };
+// What a CI build image adds to java v3: JDK, Java build tools, Python, C/C++ compilers, CMake
+// (about 180 packages, 580 MB unpacked: the image reaches about 1.1 GB of layers).
+const TOOLCHAIN = ['openjdk-17-jdk-headless', 'maven', 'gradle', 'ant', 'python3', 'python3-pip', 'gcc', 'g++', 'make', 'cmake'];
 
 /** A typical service's dependency set, as Debian packages them. */
 export const JAVA_LIBS = [
@@ -62,8 +66,17 @@ const TEAMS_EXTRA = [
   'libspring-web-servlet-java', 'libspring-orm-java', 'libjersey1-core-java', 'libjersey1-server-java',
 ];
 
-/** The java and/or teams images, in build order. */
-export async function planJava(ctx: BuildContext, want: { java: boolean; teams: boolean }): Promise<PlannedImage[]> {
+/** Which images of {@link planJava} to build. */
+export interface JavaWanted {
+  /** java-v1, java-v2, java-v3. */
+  java: boolean;
+  teams: boolean;
+  /** java-xl (its lower layers are java-v3's, built too but not tagged unless `java`). */
+  xl: boolean;
+}
+
+/** The java, teams and/or java-xl images, in build order. */
+export async function planJava(ctx: BuildContext, want: JavaWanted): Promise<PlannedImage[]> {
   const dir = join(ctx.out, 'java', 'layers');
   await fsp.mkdir(dir, { recursive: true });
   const jreVersions = await ctx.apt.versions(JRE);
@@ -71,16 +84,19 @@ export async function planJava(ctx: BuildContext, want: { java: boolean; teams: 
   const jre = { v1: `${JRE}=${jreVersions[jreVersions.length - 1]}`, v3: `${JRE}=${jreVersions[0]}` };
   // Resolve up front, two apt runs at a time, and every package's versions in one apt-cache run.
   await ctx.apt.versionsOf([...JAVA_LIBS, ...TEAMS_EXTRA]);
-  const sets = [[], OPT_V1, [...OPT_V1, jre.v1], ...(want.java ? [OPT_V3, [...OPT_V3, jre.v3]] : [])];
+  const v3 = want.java || want.xl;
+  const sets = [[], OPT_V1, [...OPT_V1, jre.v1], ...(v3 ? [OPT_V3, [...OPT_V3, jre.v3]] : []), ...(want.xl ? [[...OPT_V3, jre.v3, ...TOOLCHAIN]] : [])];
   await mapLimit(sets, 2, (s) => ctx.apt.closure([...BASE_PACKAGES, ...s]));
   const base = await baseLayer(ctx);
   const opt1 = await debLayer(ctx, dir, 'opt-v1', { below: BASE_PACKAGES, wanted: OPT_V1, describe: `apt-get install ${OPT_V1.join(' ')}` });
   const jre1 = await debLayer(ctx, dir, 'jre-v1', { below: [...BASE_PACKAGES, ...OPT_V1], wanted: [jre.v1], describe: `apt-get install ${jre.v1}`, after: { key: 'java-link', apply: linkJava(JVM) } });
   const lower = [base.layer, opt1.layer, jre1.layer];
   const out: PlannedImage[] = [];
-  if (want.java) {
-    out.push(...(await planOrdersV1V2(ctx, dir, lower)));
-    out.push(await planOrdersV3(ctx, dir, base, opt1, jre));
+  if (want.java) out.push(...(await planOrdersV1V2(ctx, dir, lower)));
+  if (v3) {
+    const orders3 = await planOrdersV3(ctx, dir, base, opt1, jre);
+    if (want.java) out.push(orders3);
+    if (want.xl) out.push(await planJavaXl(ctx, dir, orders3, jre.v3));
   }
   if (want.teams) out.push(await planTeams(ctx, lower));
   return out;
@@ -116,6 +132,17 @@ async function planOrdersV3(ctx: BuildContext, dir: string, base: DebLayer, opt1
     `jars: ${BUMPED_V3.join(', ')} at their newer Debian versions; ${CLOSURE} ${CLOSURE_VERSIONS.v1} -> ${CLOSURE_VERSIONS.v3}`,
     `app ${ORDERS_V2.version} -> ${ORDERS_V3.version} (one more class, config)`,
   ]);
+}
+
+/** java v3 plus one layer: what `apt-get install` of a build toolchain adds on top of it. */
+async function planJavaXl(ctx: BuildContext, dir: string, v3: PlannedImage, jre3: string): Promise<PlannedImage> {
+  const tools = await debLayer(ctx, dir, 'toolchain', {
+    below: [...BASE_PACKAGES, ...OPT_V3, jre3], wanted: TOOLCHAIN, describe: `apt-get install ${TOOLCHAIN.join(' ')}`,
+  });
+  return {
+    ...v3, tag: 'java-xl', version: 'xl', layers: [...v3.layers, tools.layer],
+    changes: [`java v3 plus a toolchain layer: apt-get install ${TOOLCHAIN.join(' ')} (${tools.debs.length} packages)`],
+  };
 }
 
 async function planTeams(ctx: BuildContext, lower: ImageSpec['layers']): Promise<PlannedImage> {

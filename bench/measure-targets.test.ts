@@ -19,9 +19,9 @@ const tool = (seconds: number) => ({ what: 't', command: 't', seconds, peakRssKi
 function timings(materialize: number, blockify: number): Timings {
   const profile = { seconds: 1, sampledMs: 1, top: [], modules: [] };
   return {
-    tag: 'java-v3', layerBytes: 553e6, blockify: run('blockify', blockify, 100), blockifyVariants: [], bundle: run('bundle', 1, 90),
+    tag: 'java-xl', layerBytes: 1.1e9, blockify: run('blockify', blockify, 100), blockifyVariants: [], bundle: run('bundle', 1, 90),
     bundleDelta: null, apply: run('apply', 1, 90), materialize: run('materialize', materialize, 100), skopeo: tool(6), gnuTar: tool(30),
-    cp: tool(0.25), cpSync: tool(1), archiveBytes: 553e6, profiles: { blockify: profile, materialize: profile },
+    cp: tool(0.25), cpSync: tool(1), archiveBytes: 1.1e9, profiles: { blockify: profile, materialize: profile },
   };
 }
 
@@ -31,12 +31,15 @@ test('judge: each target passes or fails on its own measured value', () => {
     upgrade('java-v3', { bundle: 9e7, perFile: { files: 1, rawBytes: 1, bytes: 8e7 }, bundleDelta: 2e7, patchFrom: sized(2.1e7) }),
     upgrade('teams-v1', { bundleDelta: null }),
   ];
-  const t = timings(2, 2.5);
+  const t = timings(2, 5);
   const verdicts = judge(ups, t, [t.blockify, run('bundle --delta', 10, 406)]).map((x) => x.pass);
   // v2: 333x smaller (pass), delta 0.2x (pass); v3: bundle > per-file (fail), delta 0.95x (pass);
-  // teams: 300 kB < 250 kB? no (fail), delta n/a; skopeo 3.0x (pass); 2.0x cp+sync (fail); 221 MB/s (pass); 406 MB (fail)
+  // teams: 300 kB < 250 kB? no (fail), delta n/a; skopeo 3.0x (pass); 2.0x cp+sync (fail); 220 MB/s (pass); 406 MB (fail)
   assert.deepEqual(verdicts, [true, true, false, true, false, null, true, false, true, false]);
   const lines = formatTargets(judge(ups, t, [t.blockify]));
+  // The timing targets name the image they ran on and its size.
+  assert.match(lines[6], /materialize java-xl \(1100\.0 MB\) to docker-archive/);
+  assert.match(lines[8], /220 MB\/s \(java-xl, 1100\.0 MB in 5\.00 s\)/);
   assert.match(lines[5], /^N\/A .*n\/a \(bundle --delta not available\)/);
   assert.match(lines[9], /^PASS .*worst 100 MB/);
 });

@@ -20,14 +20,16 @@ export interface UpgradeBytes {
   patchFrom: Sized;
 }
 
-/** Times of the biggest image's commands, and of the tools they are compared with. */
+/** Times of the commands on the timed image (java-xl), and of the tools they are compared with. */
 export interface Timings {
+  /** The image blockify, materialize, skopeo, GNU tar and cp ran on. */
   tag: string;
   /** Uncompressed layer bytes (the sum of the layer tars). */
   layerBytes: number;
   blockify: BlockportRun;
   /** The same image from an OCI layout, and with other compressions of the rewritten layers. */
   blockifyVariants: BlockportRun[];
+  /** bundle and apply of the timed upgrade (java v1->v3; its name is their `subject`). */
   bundle: BlockportRun;
   bundleDelta: BlockportRun | null;
   apply: BlockportRun;

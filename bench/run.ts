@@ -1,7 +1,7 @@
 // `npm run bench`: on the scenario images of bench/scenarios.ts, the bytes a receiver gets for each
 // upgrade under every strategy, and the time and peak RSS of blockify, bundle, apply and
-// materialize against skopeo copy, GNU tar and cp. Writes docs/benchmarks.md, docs/benchmarks.json
-// and docs/bytes.svg.
+// materialize against skopeo copy, GNU tar and cp (blockify, materialize and the tools on java-xl,
+// bundle and apply on java v1->v3). Writes docs/benchmarks.md, docs/benchmarks.json and docs/bytes.svg.
 //
 //   node dist/bench/run.js [--out bench/work] [--reuse] [--fresh] [--keep] [--docs docs]
 import { promises as fsp } from 'node:fs';
@@ -40,8 +40,12 @@ interface Ctx {
   work: string;
   bp: Blockport;
   delta: boolean;
-  /** The biggest target image: the one every command is timed on. */
+  /** The image blockify, materialize and the tools they are compared with are timed on (java-xl). */
   big: string;
+  /** When no measured upgrade brings `big`: the tag the customer holds when it gets `big` in a bundle. */
+  bigSince: string | null;
+  /** The upgrade whose bundle and apply are timed (java v1->v3). */
+  timed: Upgrade;
 }
 
 async function scenarioSet(out: string, reuse: boolean): Promise<ScenarioSet> {
@@ -54,7 +58,7 @@ const layerBytes = (img: ScenarioImage) => img.layers.reduce((n, l) => n + l.tar
 
 type Bundles = Map<string, { plain: BlockportRun & { bytes: number }; delta: (BlockportRun & { bytes: number }) | null }>;
 
-/** The biggest image blockified other ways (each into a store of its own, removed after), and profiled. */
+/** The timed image blockified other ways (each into a store of its own, removed after), and profiled. */
 async function blockifyVariants(c: Ctx): Promise<{ variants: BlockportRun[]; profile: ProfileSummary }> {
   const big = c.image(c.big);
   const src = `docker-archive:${big.archive}`;
@@ -73,7 +77,7 @@ async function blockifyVariants(c: Ctx): Promise<{ variants: BlockportRun[]; pro
   return { variants, profile: prof };
 }
 
-/** Vendor side: every image blockified (the biggest first, into an empty store), every upgrade bundled. */
+/** Vendor side: every image blockified (the timed one first, into an empty store), every upgrade bundled. */
 async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; bundles: Bundles }> {
   const big = c.image(c.big);
   log(`blockify ${big.tag} (timed, empty store)`);
@@ -87,36 +91,49 @@ async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; bundles: Bundle
   const bundles: Bundles = new Map();
   for (const u of c.upgrades) {
     log(`bundle ${u.name}${c.delta ? ' (and --delta)' : ''}`);
-    const repeat = u.to === c.big ? 3 : 1;
+    const repeat = u === c.timed ? 3 : 1;
     const plain = await bundle(c.bp, u.from, u.to, join(c.work, `${u.to}.bpk`), { repeat, subject: u.name });
     const delta = c.delta ? await bundle(c.bp, u.from, u.to, join(c.work, `${u.to}.delta.bpk`), { repeat, subject: u.name, delta: true }) : null;
     bundles.set(u.name, { plain, delta });
   }
   for (const from of new Set(c.upgrades.map((u) => u.from))) await bundle(c.bp, undefined, from, join(c.work, `${from}.full.bpk`), { subject: `${from} (full)` });
+  if (c.bigSince) await bundle(c.bp, c.bigSince, c.big, join(c.work, `${c.big}.bpk`), { subject: `${c.bigSince} -> ${c.big}` });
   return { blockify: first, bundles };
 }
 
+type Timed = { apply: BlockportRun; materialize: BlockportRun; archive: string };
+
 /** Customer side: stores holding the old images apply each upgrade and materialize the new image. */
-async function customers(c: Ctx): Promise<{ apply: BlockportRun; materialize: BlockportRun; archive: string }> {
+async function customers(c: Ctx): Promise<Timed> {
   const homes = c.delta ? ['customer', 'customer-delta'] : ['customer'];
   for (const home of homes) {
     for (const from of new Set(c.upgrades.map((u) => u.from))) await apply(c.bp, home, join(c.work, `${from}.full.bpk`), `${from} (full)`);
   }
-  const ordered = [...c.upgrades].sort((a, b) => Number(b.to === c.big) - Number(a.to === c.big));
-  let timed: { apply: BlockportRun; materialize: BlockportRun; archive: string } | undefined;
+  const ordered = [...c.upgrades].sort((a, b) => Number(b === c.timed) - Number(a === c.timed));
+  let got: Partial<Timed> = {};
   for (const u of ordered) {
     for (const home of homes) {
       const delta = home === 'customer-delta';
       log(`apply + materialize ${u.name}${delta ? ' (delta bundle)' : ''}`);
       const a = await apply(c.bp, home, join(c.work, `${u.to}${delta ? '.delta' : ''}.bpk`), u.name + (delta ? ' (--delta bundle)' : ''));
       const out = join(c.work, `${home}-${u.to}.tar`);
-      const isTimed = u.to === c.big && !delta && !timed;
-      const m = await materialize(c.bp, home, u.to, out, u.name + (delta ? ' (--delta bundle)' : ''), isTimed ? 3 : 1);
-      if (isTimed) timed = { apply: a, materialize: m, archive: out };
+      const isBig = u.to === c.big && !delta && !got.materialize;
+      const m = await materialize(c.bp, home, u.to, out, u.name + (delta ? ' (--delta bundle)' : ''), isBig ? 3 : 1);
+      if (u === c.timed && !delta) got.apply = a;
+      if (isBig) got = { ...got, materialize: m, archive: out };
       else await fsp.rm(out, { force: true });
     }
   }
-  return timed!;
+  if (c.bigSince) got = { ...got, ...(await bigCustomer(c, c.bigSince)) };
+  return got as Timed;
+}
+
+/** The customer (holding `since` by now) applies the bundle of the timed image and materializes it. */
+async function bigCustomer(c: Ctx, since: string): Promise<{ materialize: BlockportRun; archive: string }> {
+  log(`apply + materialize ${since} -> ${c.big}`);
+  await apply(c.bp, 'customer', join(c.work, `${c.big}.bpk`), `${since} -> ${c.big}`);
+  const archive = join(c.work, `customer-${c.big}.tar`);
+  return { materialize: await materialize(c.bp, 'customer', c.big, archive, c.big, 3), archive };
 }
 
 /** The sizes of every strategy per upgrade; the compressions run two at a time, through the cache. */
@@ -178,20 +195,23 @@ async function setup(o: Options): Promise<Ctx> {
     if (!img) throw new Error(`no image ${tag} in ${o.out}/scenarios.json`);
     return img;
   };
-  // The issue times java v3 (the newest big image); any other set falls back to its largest target.
-  const targets = upgrades.map((u) => u.to);
-  const big = targets.includes('java-v3') ? 'java-v3' : targets.map(image).sort((a, b) => layerBytes(b) - layerBytes(a))[0].tag;
+  // bundle and apply are timed on java v1->v3 (else the upgrade to the largest target); blockify,
+  // materialize and the tools on java-xl, 1.1 GB of layers, the size the issue names (else that target).
+  const bySize = [...upgrades].sort((a, b) => layerBytes(image(b.to)) - layerBytes(image(a.to)));
+  const timed = upgrades.find((u) => u.to === 'java-v3') ?? bySize[0];
+  const big = set.tags.includes('java-xl') ? 'java-xl' : timed.to;
+  const bigSince = upgrades.some((u) => u.to === big) ? null : timed.to;
   const work = join(o.out, 'run');
   await fsp.rm(work, { recursive: true, force: true });
   await fsp.mkdir(work, { recursive: true });
   const bp = new Blockport(work);
-  return { set, upgrades, image, work, bp, delta: await bp.hasDelta(), big };
+  return { set, upgrades, image, work, bp, delta: await bp.hasDelta(), big, bigSince, timed };
 }
 
 /** The whole measurement, in the order that keeps the timed commands away from our own load. */
 async function measure(c: Ctx, o: Options, started: number): Promise<Results> {
   const mach = await machine(c.work);
-  log(`${c.upgrades.length} upgrades; timing on ${c.big}; bundle --delta ${c.delta ? 'available' : 'not available'}; load ${mach['load average at start']}`);
+  log(`${c.upgrades.length} upgrades; timing on ${c.big}, bundle and apply on ${c.timed.name}; bundle --delta ${c.delta ? 'available' : 'not available'}; load ${mach['load average at start']}`);
   const v = await vendor(c);
   log(`blockify ${c.big} other ways, and profiled`);
   const variants = await blockifyVariants(c);
@@ -204,7 +224,7 @@ async function measure(c: Ctx, o: Options, started: number): Promise<Results> {
   const cp = await plainCp(cust.archive, c.work);
   const cache = await SizeCache.load(join(o.out, 'cache', 'bench-sizes.json'), o.fresh);
   const bytes = await bytesOf(c, cache, v.bundles);
-  const bigBundle = v.bundles.get(c.upgrades.find((u) => u.to === c.big)!.name)!;
+  const bigBundle = v.bundles.get(c.timed.name)!;
   const timings: Timings = {
     tag: c.big, layerBytes: layerBytes(c.image(c.big)), blockify: v.blockify, blockifyVariants: variants.variants,
     bundle: bigBundle.plain, bundleDelta: bigBundle.delta, apply: cust.apply, materialize: cust.materialize, skopeo, gnuTar,

@@ -1,4 +1,4 @@
-// Builds the benchmark input images: `node dist/bench/scenarios.js --out bench/work [--only java,teams,node]`.
+// Builds the benchmark input images: `node dist/bench/scenarios.js --out bench/work [--only java,teams,node,java-xl]`.
 // Inputs come from the package registries only (Debian through apt-get, npm through npm), layer
 // tars are made by GNU tar, images by umoci, docker-archives by skopeo: none of it by blockport.
 import { promises as fsp } from 'node:fs';
@@ -14,9 +14,9 @@ import { ResolutionLock } from './lockfile.js';
 import { planNode } from './node.js';
 import { formatSummary, jarShare } from './summary.js';
 
-/** The scenarios that can be built. */
-export type ScenarioName = 'java' | 'teams' | 'node';
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['java', 'teams', 'node'];
+/** The scenarios that can be built (`java-xl`: the one image java-xl, of scenario `java`). */
+export type ScenarioName = 'java' | 'teams' | 'node' | 'java-xl';
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['java', 'teams', 'node', 'java-xl'];
 
 /** Options of {@link buildScenarios}. */
 export interface BuildOptions {
@@ -109,7 +109,9 @@ export async function buildScenarios(opts: BuildOptions): Promise<ScenarioSet> {
   const ctx: BuildContext = { out, cache, lock, apt: new Apt(cache, lock), log };
   // The Java layers are mostly CPU (xz, tar), the node ones mostly network and disk: overlap them.
   const plans = await Promise.all([
-    only.has('java') || only.has('teams') ? planJava(ctx, { java: only.has('java'), teams: only.has('teams') }) : [],
+    only.has('java') || only.has('teams') || only.has('java-xl')
+      ? planJava(ctx, { java: only.has('java'), teams: only.has('teams'), xl: only.has('java-xl') })
+      : [],
     only.has('node') ? planNode(ctx) : [],
   ]);
   const planned: PlannedImage[] = plans.flat();
