@@ -161,6 +161,20 @@ describe('hostile inputs are refused and change nothing', () => {
       await refused(['blockify', `oci:${s.src}:v1`, `oci:${s.layout}:new`, '--preset', 'java'], EXIT.corrupt, /truncated|unexpected end/, [s.layout]);
     });
 
+    it('materialize names a block-form layer blob whose file data was changed, and writes nothing', async () => {
+      const s = await scene(bf);
+      const { manifest } = await blockFormImage(s.src, '1');
+      const file = blobPath(s.src, manifest.layers[0].digest);
+      // GNU tar -R gives each entry's header block: flip the first byte of /etc/hostname's data
+      const listing = (await run('tar', ['-tvRf', file])).stdout.split('\n').find((l) => l.endsWith('etc/hostname'));
+      const block = Number(/^block (\d+):/.exec(listing ?? '')?.[1]);
+      assert.ok(Number.isInteger(block), `etc/hostname not found in the layer: ${listing}`);
+      await flipByte(file, (block + 1) * 512);
+      const layer = new RegExp(`layer blob ${manifest.layers[0].digest} is corrupt \\(layer 0 `);
+      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, layer, [s.out]);
+      await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.corrupt, layer, [s.out, s.layout]);
+    });
+
     it('materialize refuses a truncated block-form layer blob', async () => {
       const s = await scene(bf);
       const { manifest } = await blockFormImage(s.src, '1');

@@ -9,7 +9,7 @@ import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType, type 
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
 import { putJson, platformOf } from './packaging.js';
-import { standardLayer } from './standard-layer.js';
+import { layerIsCorrupt, standardLayer } from './standard-layer.js';
 import { CHUNK } from '../chunk.js';
 
 export interface MaterializeOptions {
@@ -47,9 +47,17 @@ async function layerSize(src: ImageReader, desc: Descriptor, access: BlockAccess
   return n;
 }
 
-/** Turns a diff_id mismatch into an error naming the corrupt block when one is. */
-async function explain(err: unknown, access: BlockAccess, i: number): Promise<never> {
+/** Turns a diff_id mismatch into an error naming the corrupt block-form layer or block when one is. */
+async function explain(err: unknown, src: ImageReader, access: BlockAccess, i: number): Promise<never> {
   if (err instanceof BlockportError && err.code === 'EDIGEST') {
+    // layers are spliced two at a time: check every block-form one, the failing layer first
+    const order = src.manifest.layers.map((_, k) => k).sort((a, b) => Number(b === i) - Number(a === i));
+    for (const k of order) {
+      const layer = src.manifest.layers[k];
+      if (isBlockLayer(layer.mediaType) && (await layerIsCorrupt(src, layer))) {
+        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
+      }
+    }
     const bad = await access.findCorrupt(access.blocks.keys());
     if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
   }
@@ -104,7 +112,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
       if ('file' in target) await writeDockerArchiveFile(target.file, image);
       else await writeDockerArchive(target.stream, image);
     } catch (err) {
-      await explain(err, access, current);
+      await explain(err, src, access, current);
     }
     return { configDigest: src.manifest.config.digest, layers };
   } finally {
@@ -160,7 +168,7 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
         }
         if (failure) throw failure;
       } catch (err) {
-        await explain(failure ?? err, access, i);
+        await explain(failure ?? err, src, access, i);
       }
       out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
       layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
