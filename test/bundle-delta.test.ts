@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { diffIdsOf, gnuTarLayer, makeTree, pseudoRandom, readImage, run, tempDir, umociImage, type FsNode } from './fixtures/images.js';
-import { bp, bpOk, bundleManifest, copyDir, storeState } from './bundle-helpers.js';
+import { diffIdsOf, pseudoRandom, readImage, run, tempDir, type FsNode } from './fixtures/images.js';
+import { bp, bpOk, bundleManifest, copyDir, storeState, twoReleases } from './bundle-helpers.js';
 
 const JAR = 2_000_000;
 let dir: string;
@@ -52,19 +52,7 @@ before(async () => {
     app1: [{ path: 'app/config.yml', type: 'file', content: 'version: 1\n' }],
     app2: [{ path: 'app/config.yml', type: 'file', content: 'version: 2\n' }],
   };
-  for (const [name, nodes] of Object.entries(trees)) {
-    await makeTree(at(name), nodes);
-    await gnuTarLayer(at(name), at(`${name}.tar`));
-  }
-  oci = at('oci');
-  await umociImage(oci, '1', [at('base.tar'), at('jars1.tar'), at('app1.tar')]);
-  await umociImage(oci, '2', [at('base.tar'), at('jars2.tar'), at('app2.tar')]);
-  vendor = at('vendor');
-  await bpOk(vendor, ['blockify', `oci:${oci}:1`, 'app:1', '--preset', 'java']);
-  await bpOk(vendor, ['blockify', `oci:${oci}:2`, 'app:2', '--preset', 'java']);
-  customerV1 = at('customer-v1');
-  await bpOk(vendor, ['bundle', '--to', 'app:1', '-o', at('app-1.bpk')]);
-  await bpOk(customerV1, ['apply', at('app-1.bpk')]);
+  ({ oci, vendor, customerV1 } = await twoReleases(dir, trees, ['base', 'jars1', 'app1'], ['base', 'jars2', 'app2']));
   plainBundle = at('plain.bpk');
   deltaBundle = at('delta.bpk');
   await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '-o', plainBundle]);

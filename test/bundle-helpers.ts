@@ -59,10 +59,7 @@ export async function vendorScenario(): Promise<Scenario> {
     app2: appTree(2),
     worker: [{ path: 'srv/worker.jar', type: 'file', content: { size: 30_000, seed: 300 } }],
   };
-  for (const [name, nodes] of Object.entries(trees)) {
-    await makeTree(at(name), nodes);
-    await gnuTarLayer(at(name), at(`${name}.tar`));
-  }
+  await gnuTarLayers(dir, trees);
   const oci = at('oci');
   await umociImage(oci, '1', [at('base.tar'), at('jars1.tar'), at('app1.tar')]);
   await umociImage(oci, '2', [at('base.tar'), at('jars2.tar'), at('app2.tar')]);
@@ -83,6 +80,34 @@ export async function vendorScenario(): Promise<Scenario> {
     jarLayer: (await stat(at('jars2.tar'))).size,
     cleanup: t.cleanup,
   };
+}
+
+/** Makes each tree under `dir/NAME` and its layer `dir/NAME.tar` with GNU tar. */
+export async function gnuTarLayers(dir: string, trees: Record<string, FsNode[]>): Promise<void> {
+  for (const [name, nodes] of Object.entries(trees)) {
+    await makeTree(join(dir, name), nodes);
+    await gnuTarLayer(join(dir, name), join(dir, `${name}.tar`));
+  }
+}
+
+/**
+ * Two releases built from `trees` (layers by name, in order: `v1` and `v2`) as tags 1 and 2 of
+ * `dir/oci`, blockified into the vendor store `dir/vendor` as app:1 and app:2, and a customer
+ * store `dir/customer-v1` holding app:1 (applied from a full bundle).
+ */
+export async function twoReleases(dir: string, trees: Record<string, FsNode[]>, v1: string[], v2: string[]): Promise<{ oci: string; vendor: string; customerV1: string }> {
+  const at = (n: string) => join(dir, n);
+  await gnuTarLayers(dir, trees);
+  const oci = at('oci');
+  await umociImage(oci, '1', v1.map((n) => at(`${n}.tar`)));
+  await umociImage(oci, '2', v2.map((n) => at(`${n}.tar`)));
+  const vendor = at('vendor');
+  await bpOk(vendor, ['blockify', `oci:${oci}:1`, 'app:1', '--preset', 'java']);
+  await bpOk(vendor, ['blockify', `oci:${oci}:2`, 'app:2', '--preset', 'java']);
+  const customerV1 = at('customer-v1');
+  await bpOk(vendor, ['bundle', '--to', 'app:1', '-o', at('app-1.bpk')]);
+  await bpOk(customerV1, ['apply', at('app-1.bpk')]);
+  return { oci, vendor, customerV1 };
 }
 
 /** Copies a store (or any folder) with everything kept. */

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { diffIdsOf, gnuTarLayer, makeTree, readImage, tempDir, umociImage, type FsNode } from './fixtures/images.js';
-import { bp, bpOk, bundleManifest, copyDir, storeState } from './bundle-helpers.js';
+import { diffIdsOf, readImage, tempDir, type FsNode } from './fixtures/images.js';
+import { bp, bpOk, bundleManifest, copyDir, storeState, twoReleases } from './bundle-helpers.js';
 
 interface RecipeBlob {
   digest: string;
@@ -48,19 +48,7 @@ before(async () => {
     jre1: jreTree(1),
     jre2: jreTree(2),
   };
-  for (const [name, nodes] of Object.entries(trees)) {
-    await makeTree(at(name), nodes);
-    await gnuTarLayer(at(name), at(`${name}.tar`));
-  }
-  oci = at('oci');
-  await umociImage(oci, '1', [at('base.tar'), at('jre1.tar')]);
-  await umociImage(oci, '2', [at('base.tar'), at('jre2.tar')]);
-  vendor = at('vendor');
-  await bpOk(vendor, ['blockify', `oci:${oci}:1`, 'app:1', '--preset', 'java']);
-  await bpOk(vendor, ['blockify', `oci:${oci}:2`, 'app:2', '--preset', 'java']);
-  customerV1 = at('customer-v1');
-  await bpOk(vendor, ['bundle', '--to', 'app:1', '-o', at('app-1.bpk')]);
-  await bpOk(customerV1, ['apply', at('app-1.bpk')]);
+  ({ oci, vendor, customerV1 } = await twoReleases(dir, trees, ['base', 'jre1'], ['base', 'jre2']));
   recipeBundle = at('recipe.bpk');
   plainBundle = at('plain.bpk');
   await bpOk(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '-o', recipeBundle]);

@@ -1,5 +1,3 @@
-import { promises as fsp } from 'node:fs';
-import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { writePartsAtomic, type FilePart } from '../cas/parts.js';
@@ -210,28 +208,37 @@ function repositories(image: DockerArchiveImage): Buffer | undefined {
 }
 
 /**
- * A docker-archive of `image` as a stream, in the layout `docker load` reads: manifest.json first
- * (so the stream can be piped straight in), repositories, `<config hex>.json`, then each layer
- * once as `<diff_id hex>.tar`.
+ * The pieces of a docker-archive of `image`, in the layout `docker load` reads: manifest.json
+ * first (so the stream can be piped straight in), repositories, `<config hex>.json`, then each
+ * layer once as `<diff_id hex>.tar` (header, data, padding). Layer data is a size and its
+ * verified bytes; everything else is bytes at hand.
  */
-export function dockerArchiveStream(image: DockerArchiveImage): Readable {
+function archivePieces(image: DockerArchiveImage): (Buffer | { size: number; data: () => AsyncGenerator<Buffer> })[] {
   checkImage(image);
   const configName = `${digestHex(sha256(image.configBytes))}.json`;
   const layerNames = image.layers.map((l) => `${digestHex(l.diffId)}.tar`);
+  const out: (Buffer | { size: number; data: () => AsyncGenerator<Buffer> })[] = [...smallFile('manifest.json', jsonBytes([{ Config: configName, RepoTags: image.repoTags, Layers: layerNames }]))];
+  const repos = repositories(image);
+  if (repos) out.push(...smallFile('repositories', repos));
+  out.push(...smallFile(configName, image.configBytes));
+  const written = new Set<string>();
+  for (const [i, layer] of image.layers.entries()) {
+    if (written.has(layerNames[i])) continue;
+    written.add(layerNames[i]);
+    out.push(fileHeader(layerNames[i], layer.size), { size: layer.size, data: () => layerData(layer) }, padding(layer.size));
+  }
+  out.push(END_OF_ARCHIVE);
+  return out;
+}
+
+/** A docker-archive of `image` as a stream (see archivePieces). */
+export function dockerArchiveStream(image: DockerArchiveImage): Readable {
+  const pieces = archivePieces(image);
   async function* generate(): AsyncGenerator<Buffer> {
-    yield* smallFile('manifest.json', jsonBytes([{ Config: configName, RepoTags: image.repoTags, Layers: layerNames }]));
-    const repos = repositories(image);
-    if (repos) yield* smallFile('repositories', repos);
-    yield* smallFile(configName, image.configBytes);
-    const written = new Set<string>();
-    for (const [i, layer] of image.layers.entries()) {
-      if (written.has(layerNames[i])) continue;
-      written.add(layerNames[i]);
-      yield fileHeader(layerNames[i], layer.size);
-      yield* layerData(layer);
-      yield padding(layer.size);
+    for (const p of pieces) {
+      if (Buffer.isBuffer(p)) yield p;
+      else yield* p.data();
     }
-    yield END_OF_ARCHIVE;
   }
   return Readable.from(generate(), { objectMode: false, highWaterMark: CHUNK });
 }
@@ -250,29 +257,11 @@ const LAYERS_AT_ONCE = 2;
  * sizes, so two layers are produced at once, each written at its place.
  */
 export async function writeDockerArchiveFile(file: string, image: DockerArchiveImage): Promise<void> {
-  checkImage(image);
-  const configName = `${digestHex(sha256(image.configBytes))}.json`;
-  const layerNames = image.layers.map((l) => `${digestHex(l.diffId)}.tar`);
-  const head: Buffer[] = [...smallFile('manifest.json', jsonBytes([{ Config: configName, RepoTags: image.repoTags, Layers: layerNames }]))];
-  const repos = repositories(image);
-  if (repos) head.push(...smallFile('repositories', repos));
-  head.push(...smallFile(configName, image.configBytes));
   let offset = 0;
-  const parts: FilePart[] = [];
-  const at = (bytes: Buffer) => {
-    parts.push({ offset, bytes });
-    offset += bytes.length;
-  };
-  at(Buffer.concat(head));
-  const written = new Set<string>();
-  for (const [i, layer] of image.layers.entries()) {
-    if (written.has(layerNames[i])) continue;
-    written.add(layerNames[i]);
-    at(fileHeader(layerNames[i], layer.size));
-    parts.push({ offset, size: layer.size, stream: () => layerData(layer) });
-    offset += layer.size;
-    at(padding(layer.size));
-  }
-  at(END_OF_ARCHIVE);
+  const parts: FilePart[] = archivePieces(image).map((p) => {
+    const part: FilePart = Buffer.isBuffer(p) ? { offset, bytes: p } : { offset, size: p.size, stream: p.data };
+    offset += Buffer.isBuffer(p) ? p.length : p.size;
+    return part;
+  });
   await writePartsAtomic(file, parts, LAYERS_AT_ONCE);
 }
