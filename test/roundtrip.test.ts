@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { materializeToDockerArchive } from '../src/blocks/materialize.js';
+import { openImage } from '../src/oci/open.js';
 import { blockport, ok } from './cli.js';
 import {
   diffIdsOf, gnuTarLayer, javaLikeTree, makeTree, nastyTree, nodeModulesTree, pythonTree, readImage, run,
@@ -68,6 +71,13 @@ describe('blockify + materialize round trip on images made by other tools', () =
       await ok(['materialize', `oci:${bf}:1`, `docker-archive:${archive}:app:1`], env);
       const inspected = JSON.parse((await run('skopeo', ['inspect', `docker-archive:${archive}`])).stdout);
       assert.deepEqual(inspected.Layers, original.config.rootfs.diff_ids);
+      // the file is written from copy plans (file ranges); the stream from the layers read in order: the same bytes
+      const reader = await openImage(`oci:${bf}:1`);
+      const streamed: Buffer[] = [];
+      const sink = new Writable({ write: (c: Buffer, _e, cb) => (streamed.push(c), cb()) });
+      await materializeToDockerArchive(reader, { stream: sink }, ['app:1']);
+      await reader.close();
+      assert.ok(Buffer.concat(streamed).equals(await readFile(archive)), 'docker-archive file and stream are byte for byte the same');
       const configRaw = JSON.parse((await run('skopeo', ['inspect', '--config', '--raw', `docker-archive:${archive}`])).stdout);
       assert.deepEqual(configRaw.rootfs.diff_ids, original.config.rootfs.diff_ids);
 

@@ -1,10 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../cas/blob-store.js';
 import type { Digest } from '../digest/digest.js';
-import { BlockportError } from '../errors.js';
+import { BlockportError, fromSystemError } from '../errors.js';
+import { FileBytes } from '../tar/bytes.js';
 import type { ImageReader } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
@@ -61,13 +61,12 @@ export class BlockAccess {
     return d;
   }
 
-  /** A file block's bytes. Not hashed here: the layer's diff_id check covers them (see materialize). */
-  open(d: Descriptor): Promise<Readable> {
-    return this.files.open(d.digest, d.size, { verify: false });
-  }
-
-  range(d: Descriptor, offset: number, size: number): Promise<Readable> {
-    return this.files.open(d.digest, undefined, { start: offset, end: offset + size - 1 });
+  /**
+   * Where a block's bytes are, for reading ranges of it. They are not hashed when read: the
+   * layer's diff_id check covers every byte taken (see materialize), and finds a corrupt block.
+   */
+  pathOf(d: Descriptor): string {
+    return this.files.path(d.digest);
   }
 
   /** The members of a folder block by relative path (indexed once, headers only kept). */
@@ -75,7 +74,20 @@ export class BlockAccess {
     let idx = this.dirIndexes.get(d.digest);
     if (idx) return idx;
     idx = new Map();
-    const reader = new TarReader(await this.files.open(d.digest, d.size), `block ${d.digest}`);
+    // headers only: member data is skipped, not read (the diff_id check covers what is taken)
+    const fh = await fsp.open(this.files.path(d.digest), 'r').catch((err) => {
+      throw fromSystemError(err, `block ${d.digest}`);
+    });
+    try {
+      await this.indexDir(d, new TarReader(new FileBytes(fh.fd, d.size, `block ${d.digest}`), `block ${d.digest}`), idx);
+    } finally {
+      await fh.close();
+    }
+    this.dirIndexes.set(d.digest, idx);
+    return idx;
+  }
+
+  private async indexDir(d: Descriptor, reader: TarReader, idx: Map<string, DirMember>): Promise<void> {
     let prev: Buffer | undefined;
     for await (const e of reader.entries()) {
       const h = e.header;
@@ -89,8 +101,6 @@ export class BlockAccess {
       prev = name;
       idx.set(rel, { header: h, offset: e.offset + e.raw.length });
     }
-    this.dirIndexes.set(d.digest, idx);
-    return idx;
   }
 
   /** Re-hashes blocks to name a corrupt one (used after a diff_id mismatch). */

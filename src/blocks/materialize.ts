@@ -9,7 +9,8 @@ import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType, type 
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
 import { putJson, platformOf } from './packaging.js';
-import { layerIsCorrupt, standardLayer } from './standard-layer.js';
+import { canPlan, layerIsCorrupt, layerPlan, standardLayer } from './standard-layer.js';
+import type { Piece } from '../cas/copy-plan.js';
 import { CHUNK } from '../chunk.js';
 
 export interface MaterializeOptions {
@@ -73,6 +74,15 @@ async function* counted(source: AsyncIterable<Buffer>, opts: MaterializeOptions,
   }
 }
 
+/** Counts a copy plan's bytes for the progress bar as they are planned (a few MiB ahead of the disk). */
+async function* countedPlan(source: AsyncIterable<Piece>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<Piece> {
+  for await (const p of source) {
+    counter.bytes += Buffer.isBuffer(p) ? p.length : p.size;
+    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+    yield p;
+  }
+}
+
 /** Counts bytes for the progress bar (no hashing: the diff_id check hashes once). */
 function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): Transform {
   return new Transform({
@@ -106,6 +116,13 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
           current = i;
           return counted(standardLayer(src, desc, access), opts, i, diffIds.length, counter);
         },
+        // a file output copies block-form layers range by range on copy threads
+        plan: canPlan(src, desc)
+          ? () => {
+              current = i;
+              return countedPlan(layerPlan(src, desc, access), opts, i, diffIds.length, counter);
+            }
+          : undefined,
       });
     }
     try {

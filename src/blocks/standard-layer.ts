@@ -1,22 +1,25 @@
-import { Readable } from 'node:stream';
+import { promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { openFile } from '../cas/blob-store.js';
+import type { Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
-import { BlockportError } from '../errors.js';
+import { BlockportError, fromSystemError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
 import type { ImageReader } from '../oci/image.js';
-import { readSmall } from '../oci/json.js';
 import { MediaType, compressionOf, isBlockLayer } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
-import { TarReader } from '../tar/reader.js';
-import { encodeHeader, padding } from '../tar/writer.js';
+import { FileBytes } from '../tar/bytes.js';
+import { TarReader, paddingOf } from '../tar/reader.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { coalesce } from '../chunk.js';
 import type { BlockAccess } from './block-access.js';
 import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry, type ImportEntry } from './import-entry.js';
 
 /** Parses raw header bytes kept in an import entry and checks they describe `path` with `size` bytes. */
 async function checkRaw(raw: Buffer, path: string, size: number, type: TarHeader['type'] | 'file', where: string): Promise<void> {
-  const reader = new TarReader(Readable.from([raw, Buffer.alloc(1024)]), `${where}: raw header`);
+  const reader = new TarReader([raw, END_OF_ARCHIVE], `${where}: raw header`);
   let header: TarHeader | undefined;
   let rawLen = 0;
   let global = false;
@@ -50,16 +53,16 @@ function synthesize(e: ImportEntry, path: string, base: Partial<TarHeader> & Pic
   });
 }
 
-async function* fileImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
+async function* fileImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Piece> {
   const d = access.descriptor(e.block, where, MediaType.blockFile);
   if (d.size !== e.size) throw new BlockportError('ECORRUPT', `${where}: size ${e.size} differs from block ${d.digest} (${d.size} bytes)`, { subject: where });
   if (e.raw) await checkRaw(e.raw, e.path, d.size, 'file', where);
   yield e.raw ?? synthesize(e, e.path, { type: 'file', size: d.size });
-  yield* await access.open(d);
+  yield { path: access.pathOf(d), offset: 0, size: d.size };
   yield padding(d.size);
 }
 
-async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Buffer> {
+async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Piece> {
   const d = access.descriptor(e.block, where, MediaType.blockDir);
   const idx = await access.dirIndex(d);
   const members = e.members ?? [{ rel: '.' }, ...[...idx.keys()].map((rel) => ({ rel }))];
@@ -70,7 +73,7 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): A
     const size = loc?.header.size ?? 0;
     if (m.raw) await checkRaw(m.raw, path, size, loc?.header.type ?? 'dir', where);
     yield m.raw ?? synthesize(e, path, loc?.header ?? { type: 'dir', size: 0 });
-    if (loc && size > 0) yield* await access.range(d, loc.offset, size);
+    if (loc && size > 0) yield { path: access.pathOf(d), offset: loc.offset, size };
     yield padding(size);
   }
 }
@@ -113,12 +116,51 @@ export async function layerIsCorrupt(src: ImageReader, desc: Descriptor): Promis
 export async function* standardLayer(src: ImageReader, desc: Descriptor, access: BlockAccess): AsyncGenerator<Buffer> {
   const input = await openUncompressed(await openLayer(src, desc), `layer ${desc.digest}`);
   if (!isBlockLayer(desc.mediaType)) yield* input;
-  else yield* coalesce(splice(input, desc, access));
+  else yield* coalesce(readPieces(splice(new TarReader(input, `layer ${desc.digest}`), desc, access)));
 }
 
-/** The spliced bytes of a block-form layer, piece by piece (headers, bodies, padding, blocks). */
-async function* splice(input: AsyncIterable<Buffer>, desc: Descriptor, access: BlockAccess): AsyncGenerator<Buffer> {
-  const reader = new TarReader(input, `layer ${desc.digest}`);
+/** The bytes of a copy plan, ranges read from their files. */
+async function* readPieces(pieces: AsyncIterable<Piece>): AsyncGenerator<Buffer> {
+  for await (const p of pieces) {
+    if (Buffer.isBuffer(p)) yield p;
+    else if (p.size > 0) yield* openFile(p.path, p.offset, p.offset + p.size - 1);
+  }
+}
+
+/** Whether `layerPlan` can describe this layer: an uncompressed blob kept as a file, blocks as files. */
+export function canPlan(src: ImageReader, desc: Descriptor): boolean {
+  return src.files !== undefined && compressionOf(desc.mediaType) === 'none';
+}
+
+/**
+ * The standard layer of `desc` as a copy plan (see copy-plan.ts), for a layer `canPlan` accepts:
+ * runs of verbatim entries become one range of the layer file (their data is skipped, not read),
+ * imports become their header and the block's range. The same checks as `standardLayer`; the
+ * bytes are checked against the diff_id by whoever runs the plan.
+ */
+export async function* layerPlan(src: ImageReader, desc: Descriptor, access: BlockAccess): AsyncGenerator<Piece> {
+  const path = src.files!.path(desc.digest);
+  if (!isBlockLayer(desc.mediaType)) {
+    yield { path, offset: 0, size: desc.size };
+    return;
+  }
+  const fh = await fsp.open(path, 'r').catch((err) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlockportError('EMISSING', `layer blob ${desc.digest} is missing from the store`, { subject: desc.digest });
+    throw fromSystemError(err, path);
+  });
+  try {
+    const what = `layer ${desc.digest}`;
+    yield* splice(new TarReader(new FileBytes(fh.fd, desc.size, what), what), desc, access, path);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The spliced layer, piece by piece (headers, bodies, padding, block ranges). With `layerFile`
+ * (the reader reads that file), verbatim entries are ranges of it and their data is not read.
+ */
+async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess, layerFile?: string): AsyncGenerator<Piece> {
   const symlinks = new Set<string>();
   for await (const entry of reader.entries()) {
     const h = entry.header;
@@ -126,6 +168,10 @@ async function* splice(input: AsyncIterable<Buffer>, desc: Descriptor, access: B
     const imported = h.type === 'file' ? importedPath(name) : undefined;
     if (h.type === 'symlink') symlinks.add(name);
     if (imported === undefined) {
+      if (layerFile !== undefined) {
+        yield { path: layerFile, offset: entry.offset, size: entry.raw.length + h.size + paddingOf(h.size) };
+        continue;
+      }
       yield entry.raw;
       yield* entry.body();
       yield entry.padding!;
@@ -133,7 +179,9 @@ async function* splice(input: AsyncIterable<Buffer>, desc: Descriptor, access: B
     }
     const where = `layer ${desc.digest.slice(0, 19)}: /${name}`;
     if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('ECORRUPT', `${where}: import entry too large`, { subject: name });
-    const e = parseImportEntry(await readSmall(Readable.from(entry.body()), where, MAX_IMPORT_ENTRY), name);
+    const body: Buffer[] = [];
+    for await (const chunk of entry.body()) body.push(chunk); // at most MAX_IMPORT_ENTRY bytes, checked above
+    const e = parseImportEntry(Buffer.concat(body), name);
     refuseThroughSymlink(e.path, symlinks, where);
     yield* e.kind === 'file' ? fileImport(e, access, where) : dirImport(e, access, where);
   }

@@ -3,11 +3,18 @@ import { dirname } from 'node:path';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { fsyncDir, tempPathFor } from './atomic.js';
 import { CHUNK } from '../chunk.js';
+import { CopyThreads, type Piece } from './copy-plan.js';
+import type { Digest } from '../digest/digest.js';
 
-/** A piece of a file at a known offset: bytes at hand, or a stream of exactly `size` bytes. */
+/**
+ * A piece of a file at a known offset: bytes at hand, a stream of exactly `size` bytes, or a copy
+ * plan of exactly `size` bytes run on a copy thread, whose sha256 is handed to `check` (which
+ * throws to fail the file).
+ */
 export type FilePart =
   | { offset: number; bytes: Buffer }
-  | { offset: number; size: number; stream: () => AsyncIterable<Buffer> };
+  | { offset: number; size: number; stream: () => AsyncIterable<Buffer> }
+  | { offset: number; size: number; plan: () => AsyncIterable<Piece>; check: (digest: Digest) => void };
 
 /** Writes in flight per stream before it waits for the oldest (the producer keeps working meanwhile). */
 const IN_FLIGHT = 8 * CHUNK;
@@ -23,6 +30,7 @@ const FLUSH_EVERY = 64 << 20;
 export async function writePartsAtomic(path: string, parts: FilePart[], parallel = 2): Promise<void> {
   const tmp = tempPathFor(path);
   let fh: fsp.FileHandle | undefined;
+  let threads: CopyThreads | undefined;
   try {
     fh = await fsp.open(tmp, 'wx', 0o644);
     const file = fh;
@@ -36,7 +44,11 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
       }
     };
     for (const p of parts) if ('bytes' in p) await file.write(p.bytes, 0, p.bytes.length, p.offset);
-    const streams = parts.filter((p): p is Extract<FilePart, { stream: unknown }> => 'stream' in p);
+    // the longest first: the last part to start is then a short one, and no thread idles long at the end
+    const streams = parts.filter((p): p is Exclude<FilePart, { bytes: unknown }> => !('bytes' in p)).sort((a, b) => b.size - a.size);
+    const planned = streams.filter((p) => 'plan' in p).length;
+    threads = planned > 0 ? CopyThreads.start(Math.min(parallel, planned)) : undefined;
+    const copier = threads;
     const stop = new AbortController();
     let failure: { err: unknown } | undefined;
     let next = 0;
@@ -44,7 +56,11 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
       while (next < streams.length && !stop.signal.aborted) {
         const p = streams[next++];
         try {
-          await writeStreamAt(file, p, wrote, stop.signal);
+          if ('plan' in p) {
+            const got = await copier!.copy(tmp, p.offset, p.plan(), wrote, stop.signal);
+            if (got.size !== p.size) throw new BlockportError('EDIGEST', `part at ${p.offset}: ${got.size} bytes, ${p.size} promised`);
+            p.check(got.digest);
+          } else await writeStreamAt(file, p, wrote, stop.signal);
         } catch (err) {
           // the first failure is the one to report; the others only stopped because of it
           if (!stop.signal.aborted) failure = { err };
@@ -53,6 +69,9 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, streams.length)) }, worker));
+    // no thread may still write once the file is closed or removed
+    await threads?.close();
+    threads = undefined;
     await syncing;
     if (failure) throw failure.err;
     await file.sync();
@@ -61,6 +80,7 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
     await fsp.rename(tmp, path);
     await fsyncDir(dirname(path));
   } catch (err) {
+    await threads?.close();
     await fh?.close().catch(() => {});
     await fsp.rm(tmp, { force: true });
     throw fromSystemError(err, path);

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Piece } from '../cas/copy-plan.js';
 import { writePartsAtomic, type FilePart } from '../cas/parts.js';
 import { Hasher, digestHex, parseDigest, sha256, type Digest } from '../digest/digest.js';
 import { checkSize, hasherFor } from '../digest/verify.js';
@@ -152,8 +153,11 @@ export async function openDockerArchive(file: string, name: string | undefined, 
 export interface DockerArchiveImage {
   configBytes: Buffer;
   repoTags: string[];
-  /** In config order; `size` is the uncompressed tar size, known before reading. */
-  layers: { diffId: Digest; size: number; open(): Promise<Readable | AsyncGenerator<Buffer>> }[];
+  /**
+   * In config order; `size` is the uncompressed tar size, known before reading. A file output
+   * runs `plan` (when given) on a copy thread instead of reading `open`: the same bytes.
+   */
+  layers: { diffId: Digest; size: number; open(): Promise<Readable | AsyncGenerator<Buffer>>; plan?(): AsyncIterable<Piece> }[];
 }
 
 /** Refuses, before a byte is written, an image whose layers disagree with its config. */
@@ -176,6 +180,11 @@ function* smallFile(path: string, data: Buffer): Generator<Buffer> {
   yield padding(data.length);
 }
 
+/** Fails (EDIGEST) unless a layer's bytes had the digest its diff_id promises. */
+function checkLayerDigest(layer: DockerArchiveImage['layers'][number], got: Digest): void {
+  if (got !== layer.diffId) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: digest mismatch (got ${got})`, { subject: layer.diffId });
+}
+
 /** A layer's bytes, failing (EDIGEST) unless exactly `size` bytes with digest `diffId` arrive. */
 async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGenerator<Buffer> {
   const src = await layer.open();
@@ -191,8 +200,7 @@ async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGen
     else await src.return(undefined);
   }
   if (h.size !== layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: ${h.size} bytes, ${layer.size} promised`, { subject: layer.diffId });
-  const got = await h.digest();
-  if (got !== layer.diffId) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: digest mismatch (got ${got})`, { subject: layer.diffId });
+  checkLayerDigest(layer, await h.digest());
 }
 
 /** The legacy `repositories` file: repository -> tag -> top layer id. */
@@ -213,11 +221,13 @@ function repositories(image: DockerArchiveImage): Buffer | undefined {
  * layer once as `<diff_id hex>.tar` (header, data, padding). Layer data is a size and its
  * verified bytes; everything else is bytes at hand.
  */
-function archivePieces(image: DockerArchiveImage): (Buffer | { size: number; data: () => AsyncGenerator<Buffer> })[] {
+type LayerPiece = { size: number; data: () => AsyncGenerator<Buffer>; layer: DockerArchiveImage['layers'][number] };
+
+function archivePieces(image: DockerArchiveImage): (Buffer | LayerPiece)[] {
   checkImage(image);
   const configName = `${digestHex(sha256(image.configBytes))}.json`;
   const layerNames = image.layers.map((l) => `${digestHex(l.diffId)}.tar`);
-  const out: (Buffer | { size: number; data: () => AsyncGenerator<Buffer> })[] = [...smallFile('manifest.json', jsonBytes([{ Config: configName, RepoTags: image.repoTags, Layers: layerNames }]))];
+  const out: (Buffer | LayerPiece)[] = [...smallFile('manifest.json', jsonBytes([{ Config: configName, RepoTags: image.repoTags, Layers: layerNames }]))];
   const repos = repositories(image);
   if (repos) out.push(...smallFile('repositories', repos));
   out.push(...smallFile(configName, image.configBytes));
@@ -225,7 +235,7 @@ function archivePieces(image: DockerArchiveImage): (Buffer | { size: number; dat
   for (const [i, layer] of image.layers.entries()) {
     if (written.has(layerNames[i])) continue;
     written.add(layerNames[i]);
-    out.push(fileHeader(layerNames[i], layer.size), { size: layer.size, data: () => layerData(layer) }, padding(layer.size));
+    out.push(fileHeader(layerNames[i], layer.size), { size: layer.size, data: () => layerData(layer), layer }, padding(layer.size));
   }
   out.push(END_OF_ARCHIVE);
   return out;
@@ -259,7 +269,12 @@ const LAYERS_AT_ONCE = 2;
 export async function writeDockerArchiveFile(file: string, image: DockerArchiveImage): Promise<void> {
   let offset = 0;
   const parts: FilePart[] = archivePieces(image).map((p) => {
-    const part: FilePart = Buffer.isBuffer(p) ? { offset, bytes: p } : { offset, size: p.size, stream: p.data };
+    const { plan } = Buffer.isBuffer(p) ? {} : p.layer;
+    const part: FilePart = Buffer.isBuffer(p)
+      ? { offset, bytes: p }
+      : plan
+        ? { offset, size: p.size, plan: () => plan.call(p.layer), check: (got) => checkLayerDigest(p.layer, got) }
+        : { offset, size: p.size, stream: p.data };
     offset += Buffer.isBuffer(p) ? p.length : p.size;
     return part;
   });

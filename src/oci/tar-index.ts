@@ -63,7 +63,7 @@ async function nextHeader(fh: FileHandle, start: number, total: number, file: st
     if (isZeroBlock(block) && !pending) return null;
     const h = parseBlock(block);
     if (!'xgLK'.includes(h.typeflag)) {
-      const header: TarHeader = { ...h, pax: new Map() };
+      const header: TarHeader = h;
       if (longName !== undefined) header.path = longName;
       if (longLink !== undefined) header.linkname = longLink;
       applyPax(header, new Map([...global, ...pax]));

@@ -1,23 +1,37 @@
+import { readSync } from 'node:fs';
 import { BlockportError } from '../errors.js';
+import { CHUNK } from '../chunk.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/** Exact-count reading, from a stream (ByteSource) or from a file by position (FileBytes). */
+export interface ByteReader {
+  /** Bytes handed out or skipped so far. */
+  readonly position: number;
+  read(n: number): Promise<Buffer | null>;
+  readExact(n: number): Promise<Buffer>;
+  take(n: number): AsyncGenerator<Buffer>;
+  skip(n: number): Promise<void>;
+  rest(limit: number): Promise<Buffer>;
+}
 
 /**
  * Pull-style reading of exact byte counts from a chunked stream, without copying large chunks
  * more than needed. Truncation is an ECORRUPT error naming `what`.
  */
-export class ByteSource {
-  private readonly it: AsyncIterator<Buffer>;
+export class ByteSource implements ByteReader {
+  private readonly it: AsyncIterator<Buffer> | Iterator<Buffer>;
   private buf: Buffer = Buffer.alloc(0);
   private done = false;
   /** Bytes handed out so far. */
   position = 0;
 
+  /** From a stream, or from buffers at hand (an array: no stream or generator in between). */
   constructor(
-    source: AsyncIterable<Buffer>,
+    source: AsyncIterable<Buffer> | Iterable<Buffer>,
     private readonly what: string,
   ) {
-    this.it = source[Symbol.asyncIterator]();
+    this.it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   }
 
   /** The next chunk of the source, or null at its end. */
@@ -113,5 +127,90 @@ export class ByteSource {
     }
     this.position += total;
     return Buffer.concat(parts);
+  }
+}
+
+/** Bytes read around a position at once: a few tar headers of small files share one read. */
+const WINDOW = 64 << 10;
+
+/**
+ * A ByteReader over bytes [0, size) of an open file, by positional reads: `skip` only moves the
+ * position, so a tar reader walks the headers of a big archive without reading its file data.
+ * Reads are synchronous: they come from the page cache in microseconds, and an async read costs
+ * more in scheduling than in copying. The caller owns the descriptor.
+ *
+ * `read` and `readExact` return views of one reused window, valid until the next call (the tar
+ * reader copies what it keeps); `take` and `rest` return buffers of their own.
+ */
+export class FileBytes implements ByteReader {
+  private readonly win = Buffer.allocUnsafe(WINDOW);
+  private winAt = 0;
+  private winLen = 0;
+  position = 0;
+
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+    private readonly what: string,
+  ) {}
+
+  private truncated(): BlockportError {
+    return new BlockportError('ECORRUPT', `${this.what}: truncated (unexpected end after ${this.size} bytes)`);
+  }
+
+  /** Reads exactly `n` bytes at `at` into `into` (a short file is truncation). */
+  private pread(into: Buffer, at: number, n: number): void {
+    for (let got = 0; got < n; ) {
+      const r = readSync(this.fd, into, got, n - got, at + got);
+      if (r === 0) throw this.truncated();
+      got += r;
+    }
+  }
+
+  async read(n: number): Promise<Buffer | null> {
+    if (n === 0) return EMPTY;
+    if (this.position >= this.size) return null;
+    if (this.position + n > this.size) throw this.truncated();
+    if (n > WINDOW) {
+      const big = Buffer.allocUnsafe(n);
+      this.pread(big, this.position, n);
+      this.position += n;
+      return big;
+    }
+    let off = this.position - this.winAt;
+    if (off < 0 || off + n > this.winLen) {
+      this.winAt = this.position;
+      this.winLen = Math.min(WINDOW, this.size - this.position);
+      this.pread(this.win, this.position, this.winLen);
+      off = 0;
+    }
+    this.position += n;
+    return this.win.subarray(off, off + n);
+  }
+
+  async readExact(n: number): Promise<Buffer> {
+    const b = await this.read(n);
+    if (b === null) throw this.truncated();
+    return b;
+  }
+
+  async *take(n: number): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      const b = Buffer.from(await this.readExact(Math.min(left, WINDOW)));
+      left -= b.length;
+      yield b;
+    }
+  }
+
+  async skip(n: number): Promise<void> {
+    if (this.position + n > this.size) throw this.truncated();
+    this.position += n;
+  }
+
+  async rest(limit: number): Promise<Buffer> {
+    const n = this.size - this.position;
+    if (n > limit) throw new BlockportError('ECORRUPT', `${this.what}: more than ${limit} bytes after the end-of-archive marker`);
+    return Buffer.from(await this.readExact(n));
   }
 }

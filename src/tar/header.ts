@@ -34,10 +34,15 @@ export function typeOf(flag: string): TarType {
   return TYPES[flag] ?? 'other';
 }
 
+/** A NUL-terminated field, without making a Buffer view (headers are parsed by the hundred thousand). */
 function cstring(b: Buffer, off: number, len: number): string {
-  const field = b.subarray(off, off + len);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul === -1 ? len : nul).toString('utf8');
+  let end = off;
+  const stop = off + len;
+  while (end < stop && b[end] !== 0) end++;
+  if (end === off) return '';
+  // plain ASCII (nearly every name) is latin1 too, and that decode is the cheaper one
+  for (let i = off; i < end; i++) if (b[i] > 0x7f) return b.toString('utf8', off, end);
+  return b.toString('latin1', off, end);
 }
 
 /**
@@ -65,6 +70,10 @@ function octal(b: Buffer, off: number, len: number): number {
  * (GNU tar writes files older than 1970 as two's complement base-256).
  */
 function numeric(b: Buffer, off: number, len: number, what: string, signed = false): number {
+  if (!(b[off] & 0x80)) {
+    const fast = octal(b, off, len);
+    if (fast >= 0) return fast;
+  }
   const field = b.subarray(off, off + len);
   if (field[0] & 0x80) {
     if (field[0] & 0x40) {
@@ -78,8 +87,6 @@ function numeric(b: Buffer, off: number, len: number, what: string, signed = fal
     if (!Number.isSafeInteger(v)) throw new BlockportError('ECORRUPT', `tar header: ${what} too large`);
     return v;
   }
-  const fast = octal(b, off, len);
-  if (fast >= 0) return fast;
   const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^[ \0]+/, '').split('\0')[0].trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new BlockportError('ECORRUPT', `tar header: invalid ${what} field ${JSON.stringify(s)}`);
@@ -93,21 +100,24 @@ export function isZeroBlock(b: Buffer): boolean {
 
 /** Whether `stored` is the block's checksum: unsigned bytes, or signed ones as some old tars wrote (GNU tar and Go accept both). */
 function checksumMatches(b: Buffer, stored: number): boolean {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const v = i >= 148 && i < 156 ? 32 : b[i];
-    unsigned += v;
-    signed += v > 127 ? v - 256 : v;
+  let unsigned = 8 * 32; // the checksum field counts as spaces
+  let high = 0; // bytes above 127, which the signed sum counts 256 less
+  for (let i = 0; i < 148; i++) {
+    unsigned += b[i];
+    if (b[i] > 127) high++;
   }
-  return stored === unsigned || stored === signed;
+  for (let i = 156; i < BLOCK; i++) {
+    unsigned += b[i];
+    if (b[i] > 127) high++;
+  }
+  return stored === unsigned || stored === unsigned - 256 * high;
 }
 
-/** Parses one 512-byte header block (no extensions applied). Verifies the checksum. */
-export function parseBlock(b: Buffer): Omit<TarHeader, 'pax'> & { magic: string } {
+/** Parses one 512-byte header block (no extensions applied: `pax` is empty). Verifies the checksum. */
+export function parseBlock(b: Buffer): TarHeader {
   const stored = numeric(b, 148, 8, 'checksum');
   if (!checksumMatches(b, stored)) throw new BlockportError('ECORRUPT', 'tar header: checksum mismatch (not a tar file, or corrupt)');
-  const magic = b.subarray(257, 263).toString('latin1');
+  const magic = b.toString('latin1', 257, 263);
   let name = cstring(b, 0, 100);
   if (magic === 'ustar\0' || magic === 'ustar ') {
     const prefix = magic === 'ustar\0' ? cstring(b, 345, 155) : '';
@@ -128,7 +138,7 @@ export function parseBlock(b: Buffer): Omit<TarHeader, 'pax'> & { magic: string 
     gname: cstring(b, 297, 32),
     devmajor: numeric(b, 329, 8, 'devmajor'),
     devminor: numeric(b, 337, 8, 'devminor'),
-    magic,
+    pax: new Map(),
   };
 }
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FIXED_MTIME, capabilities, gnuTarLayer, makeTree, nastyTree, pseudoRandom, run, tempDir, type FsNode } from '../../test/fixtures/images.js';
 import { BlockportError } from '../errors.js';
 import { xattrsOf, type TarHeader } from './header.js';
+import { FileBytes, type ByteReader } from './bytes.js';
 import { TarReader, type TarEntry } from './reader.js';
 
 interface Read {
@@ -19,7 +20,7 @@ async function* chunks(buf: Buffer, size: number): AsyncGenerator<Buffer> {
 }
 
 /** Reads every entry; bodies are read unless `skip`, which leaves them to the reader. */
-async function readAll(src: AsyncIterable<Buffer>, skip = false): Promise<Read> {
+async function readAll(src: AsyncIterable<Buffer> | ByteReader, skip = false): Promise<Read> {
   const r = new TarReader(src, 'test.tar');
   const entries: Read['entries'] = [];
   for await (const entry of r.entries()) {
@@ -126,6 +127,35 @@ describe('TarReader on GNU tar 1.34 output', () => {
         const read = await readAll(chunks(tars[format], size));
         assert.ok(reemit(read).equals(tars[format]), `chunks of ${size}`);
         assert.ok(read.tail.length >= 1024 && read.tail.every((b) => b === 0), 'tail is the zero blocks');
+      }
+    });
+
+    it(`${format}: from a file by position (FileBytes), read or skipped, the same entries and bytes`, async () => {
+      const stream = await readAll(chunks(tars[format], 4096));
+      for (const [name, bytes] of [[`${format}.tar`, tars[format]], ['big.tar', bigTar]] as const) {
+        const fh = await open(join(t.dir, name));
+        try {
+          const want = name === 'big.tar' ? await readAll(chunks(bigTar, 4096)) : stream;
+          const read = await readAll(new FileBytes(fh.fd, bytes.length, name));
+          assert.ok(reemit(read).equals(bytes), `${name}: re-emitted`);
+          const skipped = await readAll(new FileBytes(fh.fd, bytes.length, name), true);
+          assert.deepEqual(skipped.entries.map((e) => [e.entry.offset, e.entry.raw, e.entry.padding, e.entry.header]), want.entries.map((e) => [e.entry.offset, e.entry.raw, e.entry.padding, e.entry.header]));
+          assert.deepEqual(skipped.tail, want.tail);
+        } finally {
+          await fh.close();
+        }
+      }
+      // a file cut inside a body or a header is truncation, whether the body is read or skipped
+      const last = (await readAll(chunks(bigTar, 4096))).entries.at(-1)!.entry;
+      for (const cut of [last.offset + 100, 1500_000, 700]) {
+        const file = join(t.dir, `cut-${cut}.tar`);
+        await writeFile(file, bigTar.subarray(0, cut));
+        const fh = await open(file);
+        try {
+          for (const skip of [false, true]) await assert.rejects(readAll(new FileBytes(fh.fd, cut, file), skip), isCorrupt, `cut at ${cut}, skip ${skip}`);
+        } finally {
+          await fh.close();
+        }
       }
     });
 

@@ -1,5 +1,5 @@
 import { BlockportError } from '../errors.js';
-import { ByteSource } from './bytes.js';
+import { ByteSource, type ByteReader } from './bytes.js';
 import { BLOCK, applyPax, isZeroBlock, parseBlock, parsePax, type TarHeader } from './header.js';
 
 /** Largest extension header (PAX or GNU long name) accepted: a DoS guard. */
@@ -32,13 +32,14 @@ export interface TarEntry {
  * numbers; refuses bad checksums, oversized extensions and truncation with ECORRUPT.
  */
 export class TarReader {
-  private readonly src: ByteSource;
+  private readonly src: ByteReader;
   private global = new Map<string, Buffer>();
   /** Bytes after the last entry (the end-of-archive zero blocks and any record padding), once done. */
   tail?: Buffer;
 
-  constructor(source: AsyncIterable<Buffer>, readonly what = 'tar') {
-    this.src = new ByteSource(source, what);
+  /** From a stream, buffers at hand, or a ByteReader (a FileBytes skips file data without reading it). */
+  constructor(source: AsyncIterable<Buffer> | Iterable<Buffer> | ByteReader, readonly what = 'tar') {
+    this.src = 'readExact' in source ? source : new ByteSource(source, what);
   }
 
   async *entries(): AsyncGenerator<TarEntry> {
@@ -49,21 +50,20 @@ export class TarReader {
       let pax: Map<string, Buffer> | undefined;
       let longName: string | undefined;
       let longLink: string | undefined;
-      let block: Buffer | null;
+      let h: TarHeader;
       for (;;) {
-        block = await this.src.read(BLOCK);
+        const block = await this.src.read(BLOCK);
         if (block === null) {
           if (rawParts.length) throw new BlockportError('ECORRUPT', `${this.what}: truncated after an extension header`);
           this.tail = Buffer.alloc(0);
           return;
         }
-        if (isZeroBlock(block) && rawParts.length === 0) {
+        if (rawParts.length === 0 && isZeroBlock(block)) {
           this.tail = Buffer.concat([block, await this.src.rest(MAX_TAIL)]);
           return;
         }
-        const b = Buffer.from(block);
-        const h = parseBlock(b);
-        rawParts.push(b);
+        h = parseBlock(block);
+        rawParts.push(Buffer.from(block));
         if (h.typeflag !== 'x' && h.typeflag !== 'g' && h.typeflag !== 'L' && h.typeflag !== 'K') break;
         if (h.size > MAX_EXTENSION) throw new BlockportError('ECORRUPT', `${this.what}: extension header of ${h.size} bytes is too large`);
         const padded = h.size + paddingOf(h.size);
@@ -78,47 +78,45 @@ export class TarReader {
         else if (h.typeflag === 'L') longName = cstr(body);
         else longLink = cstr(body);
       }
-      const base = parseBlock(block);
-      const header: TarHeader = { ...base, pax: new Map() };
+      const header = h;
+      const own = rawParts.at(-1)!;
       if (longName !== undefined) header.path = longName;
       if (longLink !== undefined) header.linkname = longLink;
-      applyPax(header, this.global.size === 0 ? (pax ?? new Map()) : new Map([...this.global, ...(pax ?? [])]));
-      if (base.typeflag === 'S' && block[482] !== 0) {
+      if (pax || this.global.size > 0) applyPax(header, this.global.size === 0 ? pax! : new Map([...this.global, ...(pax ?? [])]));
+      if (header.typeflag === 'S' && own[482] !== 0) {
         throw new BlockportError('EUNSUPPORTED', `${this.what}: old GNU sparse entry ${header.path} with extension blocks`);
       }
-      const entry = this.makeEntry(header, Buffer.concat(rawParts), offset, global);
+      const entry = this.makeEntry(header, rawParts.length === 1 ? own : Buffer.concat(rawParts), offset, global);
       yield entry;
       if (!entry.padding) await this.finish(entry);
     }
   }
-
-  private state = new WeakMap<TarEntry, { consumed: number }>();
+  /** Bytes of each entry's body handed out so far (what `finish` must skip). */
+  private consumed = 0;
 
   private makeEntry(header: TarHeader, raw: Buffer, offset: number, global: boolean): TarEntry {
     const src = this.src;
     const self = this;
+    this.consumed = 0;
     const entry: TarEntry = {
       header,
       raw,
       offset,
       global,
       async *body() {
-        const st = self.state.get(entry)!;
-        if (st.consumed > 0) throw new Error('tar entry body read twice');
+        if (self.consumed > 0) throw new Error('tar entry body read twice');
         for await (const chunk of src.take(header.size)) {
-          st.consumed += chunk.length;
+          self.consumed += chunk.length;
           yield chunk;
         }
         entry.padding = Buffer.from(await src.readExact(paddingOf(header.size)));
       },
     };
-    this.state.set(entry, { consumed: 0 });
     return entry;
   }
 
   private async finish(entry: TarEntry): Promise<void> {
-    const st = this.state.get(entry)!;
-    await this.src.skip(entry.header.size - st.consumed);
+    await this.src.skip(entry.header.size - this.consumed);
     entry.padding = Buffer.from(await this.src.readExact(paddingOf(entry.header.size)));
   }
 }
