@@ -1,19 +1,21 @@
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp, readSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openFile, type StoredBlob } from '../cas/blob-store.js';
+import { CopyThreads, readPieces, type Piece } from '../cas/copy-plan.js';
 import { parseDigest, type Digest } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
-import { BlockportError } from '../errors.js';
+import { BlockportError, fromSystemError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
-import type { ImageReader, ImageWriter } from '../oci/image.js';
+import type { FileSpot, ImageReader, ImageWriter } from '../oci/image.js';
 import { Annotation, MediaType, blockLayerType, type Compression } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath, isWithin } from '../tar/path.js';
-import { TarReader, type TarEntry } from '../tar/reader.js';
+import { FileBytes } from '../tar/bytes.js';
+import { TarReader, paddingOf, type TarEntry } from '../tar/reader.js';
 import { encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
@@ -71,7 +73,128 @@ function importEntryBytes(e: ImportEntry, mtime: number): Buffer {
   return Buffer.concat([head, text, padding(text.length)]);
 }
 
-/** Streams one layer, writing its blocks to `dst` and its block-form tar to `out`. */
+/**
+ * How a layer's entries are reached. Streamed: bodies are chunks of the input stream, blocks are
+ * streamed into `dst`. By position (the layer is a range of a plain file, uncompressed): bodies
+ * are ranges of that file, and blocks and the block-form layer are copy plans that copy threads
+ * write and hash, so no file byte passes through the main thread.
+ */
+interface LayerInput {
+  /** Whether blocks may be written while the layer is read on (the entry bodies stay readable). */
+  parallel: boolean;
+  /** An entry's data: chunks, or one range of the input file. */
+  body(entry: TarEntry): AsyncIterable<Piece>;
+  /** An entry's padding, once its body has been read (streamed) or at any time (by position). */
+  padding(entry: TarEntry): Buffer;
+  /** Stores a blob made of these pieces. */
+  put(pieces: AsyncIterable<Piece>): Promise<StoredBlob>;
+}
+
+async function* one(p: Piece): AsyncGenerator<Piece> {
+  yield p;
+}
+
+/** Bytes known later: an import entry waiting for its block to be written and named. */
+interface Later {
+  later: Promise<Buffer>;
+}
+
+/** The bytes of `source` in order, waiting for each Later only when it is next. */
+async function* settled(source: AsyncIterable<Piece | Later>): AsyncGenerator<Piece> {
+  for await (const p of source) yield Buffer.isBuffer(p) || !('later' in p) ? p : await p.later;
+}
+
+/**
+ * The pieces of `source` in order, read up to `ahead` Laters in advance: the blocks behind them
+ * are written meanwhile, on other copy threads, while the layer is read on. A failure of a
+ * pending Later surfaces when it is reached; stopping early stops the reading.
+ */
+async function* readAhead(source: AsyncIterable<Piece | Later>, ahead: number): AsyncGenerator<Piece> {
+  const queue: (Piece | Later)[] = [];
+  let pending = 0;
+  let done = false;
+  let stopped = false;
+  let failure: { err: unknown } | undefined;
+  let wakeReader: (() => void) | undefined;
+  let wakeWriter: (() => void) | undefined;
+  const wake = (w: 'reader' | 'writer') => {
+    const f = w === 'reader' ? wakeReader : wakeWriter;
+    if (w === 'reader') wakeReader = undefined;
+    else wakeWriter = undefined;
+    f?.();
+  };
+  const MAX_QUEUED = 4096;
+  const reading = (async () => {
+    try {
+      for await (const p of source) {
+        queue.push(p);
+        if (!Buffer.isBuffer(p) && 'later' in p) {
+          pending++;
+          p.later.catch(() => {}); // reported when reached
+        }
+        wake('writer');
+        while (!stopped && (pending >= ahead || queue.length >= MAX_QUEUED)) await new Promise<void>((r) => (wakeReader = r));
+        if (stopped) break;
+      }
+    } catch (err) {
+      failure = { err };
+    } finally {
+      done = true;
+      wake('writer');
+    }
+  })();
+  try {
+    for (;;) {
+      if (queue.length === 0) {
+        if (done) break;
+        await new Promise<void>((r) => (wakeWriter = r));
+        continue;
+      }
+      const p = queue.shift()!;
+      if (!Buffer.isBuffer(p) && 'later' in p) {
+        const bytes = await p.later;
+        pending--;
+        wake('reader');
+        yield bytes;
+      } else {
+        if (queue.length < MAX_QUEUED) wake('reader');
+        yield p;
+      }
+    }
+    if (failure) throw failure.err;
+  } finally {
+    stopped = true;
+    wake('reader');
+    await reading;
+  }
+}
+
+function streamedInput(dst: ImageWriter): LayerInput {
+  return {
+    parallel: false,
+    body: (entry) => entry.body(),
+    padding: (entry) => entry.padding!,
+    put: (pieces) => dst.putBlob(Readable.from(readPieces(pieces), { objectMode: false, highWaterMark: CHUNK })),
+  };
+}
+
+function positionalInput(dst: ImageWriter, threads: CopyThreads, fd: number, spot: FileSpot): LayerInput {
+  return {
+    parallel: true,
+    body: (entry) => one({ path: spot.path, offset: spot.offset + entry.offset + entry.raw.length, size: entry.header.size }),
+    padding: (entry) => {
+      const n = paddingOf(entry.header.size);
+      const b = Buffer.alloc(n);
+      if (n > 0 && readSync(fd, b, 0, n, spot.offset + entry.offset + entry.raw.length + entry.header.size) !== n) {
+        throw new BlockportError('ECORRUPT', `${spot.path}: truncated at the padding of ${entry.header.path}`);
+      }
+      return b;
+    },
+    put: (pieces) => dst.putPlan!(pieces, threads),
+  };
+}
+
+/** Reads one layer, writing its blocks to `dst` and giving its block-form tar as copy-plan pieces. */
 class LayerBlockifier {
   readonly blocks: Descriptor[] = [];
   stats = { entries: 0, blocks: 0, newBlocks: 0, blockBytes: 0 };
@@ -82,32 +205,51 @@ class LayerBlockifier {
   private spools = 0;
 
   constructor(
-    private readonly dst: ImageWriter,
+    private readonly input: LayerInput,
     private readonly matcher: RuleMatcher,
     private readonly tmp: string,
   ) {}
 
-  private async putBlock(body: Readable, mediaType: string, path: string): Promise<Descriptor> {
+  /** Block writes not yet finished (positional input writes several at once). */
+  readonly inflight = new Set<Promise<unknown>>();
+
+  private putBlock(body: AsyncIterable<Piece>, mediaType: string, path: string): Promise<Descriptor> {
     refuseThroughSymlink(path.replace(/\/$/, ''), this.symlinks, `tar entry /${path}`);
-    const stored = await this.dst.putBlob(body);
-    this.stats.blocks++;
-    this.stats.blockBytes += stored.size;
-    if (stored.created !== false) this.stats.newBlocks++;
-    const d: Descriptor = { mediaType, digest: stored.digest, size: stored.size, annotations: { [Annotation.blockPath]: `/${path}` } };
-    this.blocks.push(d);
-    return d;
+    // the slot is taken now, so the manifest lists blocks in layer order however writes finish
+    const slot = this.blocks.push(undefined as unknown as Descriptor) - 1;
+    const put = this.input.put(body).then((stored) => {
+      this.stats.blocks++;
+      this.stats.blockBytes += stored.size;
+      if (stored.created !== false) this.stats.newBlocks++;
+      const d: Descriptor = { mediaType, digest: stored.digest, size: stored.size, annotations: { [Annotation.blockPath]: `/${path}` } };
+      this.blocks[slot] = d;
+      return d;
+    });
+    this.inflight.add(put);
+    put.then(() => this.inflight.delete(put), () => this.inflight.delete(put));
+    return put;
   }
 
   /** Emits one entry that is not part of a folder block: as a file block or as it was. */
-  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Buffer>, pad: () => Buffer, global = false): AsyncGenerator<Buffer> {
+  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Piece>, pad: () => Buffer, global = false): AsyncGenerator<Piece | Later> {
     const regular = h.type === 'file' || h.type === 'contiguous';
     const eligible = regular && !isSparse(h) && !global && !base(path).startsWith(WHITEOUT);
     if (eligible && this.matcher.fileIsBlock(path, h.size)) {
-      const d = await this.putBlock(Readable.from(body()), MediaType.blockFile, path);
-      if (pad().some((b) => b !== 0)) {
-        throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: non-zero padding after its data cannot be reproduced`, { subject: path });
+      const checkPadding = () => {
+        if (pad().some((b) => b !== 0)) {
+          throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: non-zero padding after its data cannot be reproduced`, { subject: path });
+        }
+      };
+      const entryFor = (d: Descriptor) => importEntryBytes({ path, kind: 'file', block: d.digest, size: d.size, raw, meta: { xattrs: new Map() } }, h.mtime);
+      if (this.input.parallel) {
+        // the block is written while the layer goes on; its import entry follows once it is named
+        checkPadding();
+        yield { later: this.putBlock(body(), MediaType.blockFile, path).then(entryFor) };
+        return;
       }
-      yield importEntryBytes({ path, kind: 'file', block: d.digest, size: d.size, raw, meta: { xattrs: new Map() } }, h.mtime);
+      const d = await this.putBlock(body(), MediaType.blockFile, path);
+      checkPadding();
+      yield entryFor(d);
       return;
     }
     if (regular && base(path).startsWith(IMPORT_PREFIX)) {
@@ -119,7 +261,7 @@ class LayerBlockifier {
     yield pad();
   }
 
-  private async *finishFolder(): AsyncGenerator<Buffer> {
+  private async *finishFolder(): AsyncGenerator<Piece | Later> {
     const spool = this.spool!;
     this.spool = undefined;
     this.doneFolders.add(spool.folder);
@@ -144,7 +286,7 @@ class LayerBlockifier {
     }
   }
 
-  async *run(entries: AsyncIterable<TarEntry>): AsyncGenerator<Buffer> {
+  async *run(entries: AsyncIterable<TarEntry>): AsyncGenerator<Piece | Later> {
     for await (const entry of entries) {
       this.stats.entries++;
       const h = entry.header;
@@ -157,19 +299,27 @@ class LayerBlockifier {
       }
       if (this.spool) {
         const rel = path === this.spool.folder ? '.' : path.slice(this.spool.folder.length + 1);
-        await this.spool.add(rel, h, entry.raw, entry.body(), () => entry.padding!);
+        await this.spool.add(rel, h, entry.raw, this.input.body(entry), () => this.input.padding(entry));
         const b = base(path);
         if (b.startsWith(WHITEOUT) || b.startsWith(IMPORT_PREFIX)) this.spool.refused = `special entry ${path}`;
         if (h.type === 'other' || h.type === 'hardlink' || isSparse(h) || entry.global) this.spool.refused = `unsupported entry ${path}`;
         continue;
       }
-      yield* this.emit(path, h, entry.raw, () => entry.body(), () => entry.padding!, entry.global);
+      yield* this.emit(path, h, entry.raw, () => this.input.body(entry), () => this.input.padding(entry), entry.global);
     }
     if (this.spool) yield* this.finishFolder();
   }
 }
 
-/** Blockifies one layer into a temp file; returns its stats and, if any block was made, the file. */
+/** What blockifying one layer gave: its blocks, and its block-form blob (stored, or in a temp file). */
+interface LayerOutcome {
+  b: LayerBlockifier;
+  file?: string;
+  stored?: StoredBlob;
+  uncompressedSize: number;
+}
+
+/** Blockifies one layer, streaming it; the block-form layer goes to `dst`, or to a temp file to be compressed. */
 async function blockifyLayer(
   src: ImageReader,
   dst: ImageWriter,
@@ -178,7 +328,7 @@ async function blockifyLayer(
   matcher: RuleMatcher,
   tmp: string,
   opts: { compression: Compression; onBytes: (n: number) => void },
-): Promise<{ b: LayerBlockifier; file?: string; stored?: StoredBlob; uncompressedSize: number }> {
+): Promise<LayerOutcome> {
   const input = await openUncompressed(await src.openBlob(desc), `layer ${desc.digest}`);
   // an uncompressed layer blob is its diff_id, already verified by openBlob: do not hash it twice
   const uncompressedBlob = desc.digest === diffId;
@@ -186,9 +336,9 @@ async function blockifyLayer(
   input.on('error', (e) => hashing.destroy(e));
   const counted = input.pipe(hashing);
   const reader = new TarReader(counted, `layer ${desc.digest}`);
-  const b = new LayerBlockifier(dst, matcher, tmp);
+  const b = new LayerBlockifier(streamedInput(dst), matcher, tmp);
   async function* layerBytes() {
-    yield* b.run(reader.entries());
+    yield* readPieces(settled(b.run(reader.entries())));
     yield reader.tail!;
     const got = hashing.summary.digest;
     if (!uncompressedBlob && got !== diffId) {
@@ -207,6 +357,69 @@ async function blockifyLayer(
   return { b, file, uncompressedSize: hashing.summary.size };
 }
 
+/** Blocks written ahead of the block-form layer, by position. */
+const BLOCKS_AHEAD = 4;
+
+/** Where an uncompressed layer lies in a plain file, when blockify can read it by position and `dst` write copy plans. */
+function layerSpot(src: ImageReader, dst: ImageWriter, desc: Descriptor, diffId: Digest, compression: Compression): FileSpot | undefined {
+  if (compression !== 'none' || desc.digest !== diffId || !dst.putPlan) return undefined;
+  return src.locateFile?.(desc) ?? (src.files ? { path: src.files.path(desc.digest), offset: 0 } : undefined);
+}
+
+/**
+ * Blockifies an uncompressed layer that lies in a plain file, by position: the main thread only
+ * walks the tar headers (skipping file data); copy threads hash the layer against its diff_id,
+ * and write and hash each block and the block-form layer, all at once.
+ */
+async function blockifyLayerAt(
+  spot: FileSpot,
+  dst: ImageWriter,
+  desc: Descriptor,
+  diffId: Digest,
+  matcher: RuleMatcher,
+  tmp: string,
+  threads: CopyThreads,
+  onBytes: (n: number) => void,
+): Promise<LayerOutcome> {
+  const what = `layer ${desc.digest}`;
+  const verify = threads.copy('', 0, one({ path: spot.path, offset: spot.offset, size: desc.size }));
+  verify.catch(() => {}); // awaited below, after the layer (a failure of the layer comes first)
+  const fh = await fsp.open(spot.path, 'r').catch((err) => {
+    throw fromSystemError(err, spot.path);
+  });
+  try {
+    const reader = new TarReader(new FileBytes(fh.fd, desc.size, what, spot.offset), what);
+    const b = new LayerBlockifier(positionalInput(dst, threads, fh.fd, spot), matcher, tmp);
+    async function* counted(): AsyncGenerator<TarEntry> {
+      let seen = 0;
+      for await (const entry of reader.entries()) {
+        onBytes(entry.offset - seen);
+        seen = entry.offset;
+        yield entry;
+      }
+      onBytes(desc.size - seen);
+    }
+    async function* layer(): AsyncGenerator<Piece | Later> {
+      yield* b.run(counted());
+      yield reader.tail!;
+    }
+    let stored: StoredBlob;
+    try {
+      stored = await dst.putPlan!(readAhead(layer(), BLOCKS_AHEAD), threads);
+    } finally {
+      // no block may still be written once the threads stop (its temp file would stay behind)
+      await Promise.allSettled([...b.inflight]);
+    }
+    const got = await verify;
+    if (got.digest !== diffId || got.size !== desc.size) {
+      throw new BlockportError('EDIGEST', `${what}: digest ${got.digest} (${got.size} bytes) does not match its diff_id ${diffId}`, { subject: desc.digest });
+    }
+    return { b, stored, uncompressedSize: desc.size };
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Turns a standard image into block form (docs/spec.md): selected files and folders become blocks
  * in `dst`, layers keep `.import.` entries in their place, the config stays byte for byte. Layers
@@ -223,6 +436,8 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
   const stats: LayerStats[] = [];
   const blocks: Descriptor[] = [];
   let bytes = 0;
+  // three: one hashes the input layer, one writes the block-form layer, one writes the blocks
+  let threads: CopyThreads | undefined;
   try {
     const diffIds = src.config.rootfs.diff_ids;
     for (const [i, desc] of src.manifest.layers.entries()) {
@@ -232,7 +447,10 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
         bytes += n;
         options.onProgress?.({ layer: i, layers: diffIds.length, bytes });
       };
-      const { b, file, stored: direct, uncompressedSize } = await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
+      const spot = layerSpot(src, dst, desc, diffId, compression);
+      const { b, file, stored: direct, uncompressedSize } = spot
+        ? await blockifyLayerAt(spot, dst, desc, diffId, matcher, tmp, (threads ??= CopyThreads.start(3)), onBytes)
+        : await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
       const size = String(uncompressedSize);
       let out: Descriptor;
       if (b.stats.blocks > 0) {
@@ -257,6 +475,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     await dst.abort();
     throw err;
   } finally {
+    await threads?.close();
     await fsp.rm(tmp, { recursive: true, force: true });
   }
 }

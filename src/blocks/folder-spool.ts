@@ -1,7 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { openFile } from '../cas/blob-store.js';
+import type { FileRange, Piece } from '../cas/copy-plan.js';
 import type { TarHeader } from '../tar/header.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 
@@ -10,15 +9,16 @@ export interface SpooledMember {
   rel: string;
   header: TarHeader;
   raw: Buffer;
-  /** Where its data sits in the spool file. */
-  offset: number;
+  /** Where its data is: in the spool file, or in the layer's own file when blockify reads by position. */
+  data: FileRange;
   padding: Buffer;
 }
 
 /**
  * Collects the contiguous entries of one folder while blockify streams a layer: headers in
- * memory (small), data in a temp file, so a package of any size never sits in memory. Then writes
- * the folder's canonical tar (docs/spec.md, "Blocks") or gives the entries back unchanged.
+ * memory (small), data in a temp file, so a package of any size never sits in memory (data that
+ * is already a range of a file is only noted). Then gives the folder's canonical tar (docs/spec.md,
+ * "Blocks") or the entries unchanged, as copy-plan pieces.
  */
 export class FolderSpool {
   readonly members: SpooledMember[] = [];
@@ -39,44 +39,46 @@ export class FolderSpool {
     return s;
   }
 
-  async add(rel: string, header: TarHeader, raw: Buffer, body: AsyncIterable<Buffer>, pad: () => Buffer): Promise<void> {
+  async add(rel: string, header: TarHeader, raw: Buffer, body: AsyncIterable<Piece>, pad: () => Buffer): Promise<void> {
     const offset = this.size;
-    for await (const chunk of body) {
-      await this.fh!.write(chunk, 0, chunk.length, this.size);
-      this.size += chunk.length;
+    let range: FileRange | undefined;
+    for await (const piece of body) {
+      if (!Buffer.isBuffer(piece)) {
+        if (range || this.size !== offset) throw new Error('a spooled body is one range or only bytes');
+        range = piece;
+        continue;
+      }
+      await this.fh!.write(piece, 0, piece.length, this.size);
+      this.size += piece.length;
     }
     const p = pad();
-    this.members.push({ rel, header, raw, offset, padding: p });
+    this.members.push({ rel, header, raw, data: range ?? { path: this.file, offset, size: this.size - offset }, padding: p });
     if (this.seen.has(rel)) this.refused = `duplicate entry ${rel}`;
     this.seen.add(rel);
     if (p.some((b) => b !== 0)) this.refused = `non-zero padding after ${rel}`;
   }
 
-  /** One member's data, read back from the spool file. */
-  async *data(m: SpooledMember): AsyncGenerator<Buffer> {
-    if (m.header.size === 0) return;
-    yield* openFile(this.file, m.offset, m.offset + m.header.size - 1) as AsyncIterable<Buffer>;
+  /** One member's data. */
+  async *data(m: SpooledMember): AsyncGenerator<Piece> {
+    if (m.data.size > 0) yield m.data;
   }
 
   /** The canonical folder tar: members below the folder, sorted by path, owners and times zeroed. */
-  canonical(): Readable {
+  async *canonical(): AsyncGenerator<Piece> {
     // sorted by the name as written, "/" included for folders (docs/spec.md 3.3): "lib.d.ts" < "lib/"
     const written = (m: SpooledMember) => Buffer.from(m.header.type === 'dir' ? `${m.rel}/` : m.rel);
     const sorted = this.members.filter((m) => m.rel !== '.').sort((a, b) => Buffer.compare(written(a), written(b)));
-    const self = this;
-    return Readable.from((async function* () {
-      for (const m of sorted) {
-        const h = m.header;
-        yield encodeHeader({ path: m.rel, type: h.type, size: h.size, mode: h.mode & 0o7777, linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor });
-        yield* self.data(m);
-        yield padding(h.size);
-      }
-      yield END_OF_ARCHIVE;
-    })(), { objectMode: false });
+    for (const m of sorted) {
+      const h = m.header;
+      yield encodeHeader({ path: m.rel, type: h.type, size: h.size, mode: h.mode & 0o7777, linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor });
+      yield* this.data(m);
+      yield padding(h.size);
+    }
+    yield END_OF_ARCHIVE;
   }
 
   /** The members exactly as they stood in the layer: raw headers, data, padding. */
-  async *original(): AsyncGenerator<Buffer> {
+  async *original(): AsyncGenerator<Piece> {
     for (const m of this.members) {
       yield m.raw;
       yield* this.data(m);

@@ -1,7 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { openFile } from '../cas/blob-store.js';
-import type { Piece } from '../cas/copy-plan.js';
+import { readPieces, type Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
@@ -117,14 +116,6 @@ export async function* standardLayer(src: ImageReader, desc: Descriptor, access:
   const input = await openUncompressed(await openLayer(src, desc), `layer ${desc.digest}`);
   if (!isBlockLayer(desc.mediaType)) yield* input;
   else yield* coalesce(readPieces(splice(new TarReader(input, `layer ${desc.digest}`), desc, access)));
-}
-
-/** The bytes of a copy plan, ranges read from their files. */
-async function* readPieces(pieces: AsyncIterable<Piece>): AsyncGenerator<Buffer> {
-  for await (const p of pieces) {
-    if (Buffer.isBuffer(p)) yield p;
-    else if (p.size > 0) yield* openFile(p.path, p.offset, p.offset + p.size - 1);
-  }
 }
 
 /** Whether `layerPlan` can describe this layer: an uncompressed blob kept as a file, blocks as files. */

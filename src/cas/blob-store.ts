@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { fsyncDir, fsyncFile, streamToFileAtomic } from './atomic.js';
+import { fsyncDir, fsyncFile, streamToFileAtomic, tempPathFor } from './atomic.js';
+import type { CopyThreads, Piece } from './copy-plan.js';
 import { CHUNK } from '../chunk.js';
 
 /** What a write stored: the digest and size of the bytes that arrived. */
@@ -44,6 +45,10 @@ export class FsBlobStore implements BlobStore {
   /** Background fsyncs running, and those waiting for a turn. */
   private syncing = 0;
   private readonly syncQueue: (() => void)[] = [];
+  /** Digests whose temp files are being moved into place. */
+  private readonly placing = new Set<Digest>();
+  /** Whether the blob folder is known to exist (putPlan makes it once). */
+  private made = false;
 
   /**
    * With `deferSync`, `put` returns once the bytes are written and hashed, and the fsync + rename
@@ -122,27 +127,57 @@ export class FsBlobStore implements BlobStore {
     const hashing = expected ? undefined : new HashingStream();
     const check = expected ? new VerifyingStream(expected.digest, expected.size, `blob ${expected.digest}`) : hashing!;
     let stored: StoredBlob | undefined;
-    const deferred = Boolean(this.options.deferSync);
-    const place = async (tmp: string) => {
-      const sum = stored!;
+    await streamToFileAtomic(join(this.dir, 'incoming'), source, [check], async (tmp) => {
+      const sum = hashing ? hashing.summary : { digest: expected!.digest, size: expected!.size };
+      stored = await this.place(tmp, sum);
+    }, { sync: !this.options.deferSync });
+    return stored!;
+  }
+
+  /**
+   * Puts the bytes of a copy plan, written and hashed on a copy thread: no byte passes through
+   * the main thread. The blob is named by the digest the thread computed.
+   */
+  async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads): Promise<StoredBlob> {
+    if (!this.made) await fsp.mkdir(this.dir, { recursive: true });
+    this.made = true;
+    const tmp = tempPathFor(join(this.dir, 'incoming'));
+    try {
+      const sum = await threads.copy(tmp, 0, plan, { create: true });
+      if (!this.options.deferSync) await fsyncFile(tmp);
+      return await this.place(tmp, sum);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw fromSystemError(err, this.root);
+    }
+  }
+
+  /**
+   * Moves a written temp file to its digest's place (now, or in the background with deferSync),
+   * or drops it when the blob is already there. The temp file is gone on failure.
+   */
+  private async place(tmp: string, sum: { digest: Digest; size: number }): Promise<StoredBlob> {
+    // a twin still on its way in (deferred, or written beside this one) makes this one a dedup hit
+    const twin = this.placing.has(sum.digest);
+    this.placing.add(sum.digest);
+    const created = !twin && (await this.size(sum.digest)) !== sum.size;
+    const move = async () => {
       if ((await this.size(sum.digest)) === sum.size) {
         await fsp.rm(tmp, { force: true });
         return;
       }
-      if (deferred) await this.backgroundSync(tmp);
+      if (this.options.deferSync) await this.backgroundSync(tmp);
       await fsp.rename(tmp, this.path(sum.digest));
-      if (!deferred) await fsyncDir(this.dir); // deferred writes sync the folder once, in flush
+      if (!this.options.deferSync) await fsyncDir(this.dir); // deferred writes sync the folder once, in flush
     };
-    await streamToFileAtomic(join(this.dir, 'incoming'), source, [check], async (tmp) => {
-      const sum = hashing ? hashing.summary : { digest: expected!.digest, size: expected!.size };
-      stored = { ...sum, created: (await this.size(sum.digest)) !== sum.size };
-      if (!deferred) return place(tmp);
-      this.pending.push(place(tmp).catch(async (err) => {
+    if (!this.options.deferSync) await move().finally(() => this.placing.delete(sum.digest));
+    else {
+      this.pending.push(move().catch(async (err) => {
         await fsp.rm(tmp, { force: true });
         throw err;
-      }));
-    }, { sync: !deferred });
-    return stored!;
+      }).finally(() => this.placing.delete(sum.digest)));
+    }
+    return { ...sum, created };
   }
 
   async adopt(from: FsBlobStore, digest: Digest, size: number): Promise<void> {

@@ -40,7 +40,7 @@ test('copy threads write plans of literals and file ranges at their offsets and 
     const out = join(dir, 'out');
     await fsp.writeFile(out, Buffer.alloc(0));
     let acked = 0;
-    const [ra, rb] = await Promise.all([threads.copy(out, 7, from(planA), (n) => (acked += n)), threads.copy(out, 7 + a.length, from(planB))]);
+    const [ra, rb] = await Promise.all([threads.copy(out, 7, from(planA), { onBytes: (n) => (acked += n) }), threads.copy(out, 7 + a.length, from(planB))]);
     assert.deepEqual(ra, { digest: sha(a), size: a.length });
     assert.deepEqual(rb, { digest: sha(b), size: b.length });
     assert.equal(acked, a.length, 'every byte written is reported');

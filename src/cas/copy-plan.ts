@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { openFile } from './blob-store.js';
 import type { Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError, type ErrorCode } from '../errors.js';
 
@@ -16,8 +17,16 @@ export interface FileRange {
  */
 export type Piece = Buffer | FileRange;
 
+/** The bytes of a copy plan, its ranges read from their files (where a stream is needed). */
+export async function* readPieces(pieces: AsyncIterable<Piece>): AsyncGenerator<Buffer> {
+  for await (const p of pieces) {
+    if (Buffer.isBuffer(p)) yield p;
+    else if (p.size > 0) yield* openFile(p.path, p.offset, p.offset + p.size - 1);
+  }
+}
+
 export type CopyRequest =
-  | { type: 'start'; id: number; out: string; at: number }
+  | { type: 'start'; id: number; out: string; at: number; create: boolean }
   | { type: 'batch'; id: number; paths: string[]; pieces: Float64Array; literals: ArrayBuffer }
   | { type: 'end'; id: number }
   | { type: 'drop'; id: number };
@@ -35,6 +44,14 @@ const BATCH_RANGE_BYTES = 16 << 20;
 const BATCHES_IN_FLIGHT = 4;
 
 let nextJob = 1;
+
+export interface CopyOptions {
+  /** Told the bytes written as the thread writes them. */
+  onBytes?: (n: number) => void;
+  signal?: AbortSignal;
+  /** Create `out` (it must not exist; mode 0644) rather than write into an existing file. */
+  create?: boolean;
+}
 
 interface RunningJob {
   id: number;
@@ -78,7 +95,7 @@ class CopyThread {
   }
 
   /** Writes the plan's bytes at `at` in file `out`; resolves to their sha256 and count. */
-  async run(out: string, at: number, pieces: AsyncIterable<Piece>, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
+  async run(out: string, at: number, pieces: AsyncIterable<Piece>, { onBytes, signal, create = false }: CopyOptions): Promise<{ digest: Digest; size: number }> {
     if (this.broken) throw this.broken;
     const id = nextJob++;
     let failure: Error | undefined;
@@ -124,7 +141,7 @@ class CopyThread {
       [newPaths, nums, literals, literalBytes, rangeBytes] = [[], [], [], 0, 0];
     };
     try {
-      this.post({ type: 'start', id, out, at });
+      this.post({ type: 'start', id, out, at, create });
       for await (const p of pieces) {
         if (failure) throw failure;
         signal?.throwIfAborted();
@@ -183,11 +200,11 @@ export class CopyThreads {
     return new CopyThreads(Array.from({ length: Math.max(1, n) }, () => new CopyThread()));
   }
 
-  /** Copies the plan to `at` in `out` (an existing file) on a free thread. */
-  async copy(out: string, at: number, pieces: AsyncIterable<Piece>, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
+  /** Copies the plan to `at` in `out` ('' to only hash it) on a free thread. */
+  async copy(out: string, at: number, pieces: AsyncIterable<Piece>, opts: CopyOptions = {}): Promise<{ digest: Digest; size: number }> {
     const t = this.idle.pop() ?? (await new Promise<CopyThread>((r) => this.waiting.push(r)));
     try {
-      return await t.run(out, at, pieces, onBytes, signal);
+      return await t.run(out, at, pieces, opts);
     } finally {
       const next = this.waiting.shift();
       if (next) next(t);

@@ -13,6 +13,7 @@ const OPEN_FILES = 64;
 
 interface Job {
   id: number;
+  /** -1: hash only, write nothing. */
   out: number;
   /** File offset of the next write. */
   pos: number;
@@ -25,6 +26,8 @@ interface Job {
 }
 
 let job: Job | undefined;
+/** One write buffer for every job: a new one per job would pile up until this small heap collects. */
+const buffer = Buffer.allocUnsafe(OUT);
 
 /** A failure a user can act on, named like BlockportError (the class does not cross threads). */
 class CopyFailure extends Error {
@@ -54,7 +57,7 @@ function flush(j: Job): void {
   if (j.fill === 0) return;
   const data = j.buf.subarray(0, j.fill);
   j.hash.update(data);
-  for (let done = 0; done < j.fill; ) done += writeSync(j.out, data, done, j.fill - done, j.pos + done);
+  if (j.out >= 0) for (let done = 0; done < j.fill; ) done += writeSync(j.out, data, done, j.fill - done, j.pos + done);
   j.pos += j.fill;
   j.written += j.fill;
   j.fill = 0;
@@ -84,7 +87,7 @@ function copyRange(j: Job, path: string, offset: number, size: number): void {
 function close(): void {
   if (!job) return;
   for (const fd of job.fds.values()) closeSync(fd);
-  closeSync(job.out);
+  if (job.out >= 0) closeSync(job.out);
   job = undefined;
 }
 
@@ -94,7 +97,7 @@ parentPort!.on('message', (m: CopyRequest) => {
   try {
     if (m.type === 'start') {
       close();
-      job = { id: m.id, out: openSync(m.out, 'r+'), pos: m.at, hash: createHash('sha256'), buf: Buffer.allocUnsafe(OUT), fill: 0, written: 0, paths: [], fds: new Map() };
+      job = { id: m.id, out: m.out === '' ? -1 : openSync(m.out, m.create ? 'wx' : 'r+', 0o644), pos: m.at, hash: createHash('sha256'), buf: buffer, fill: 0, written: 0, paths: [], fds: new Map() };
     } else if (m.type === 'batch') {
       const j = job!;
       j.paths.push(...m.paths);

@@ -57,7 +57,7 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
         const p = streams[next++];
         try {
           if ('plan' in p) {
-            const got = await copier!.copy(tmp, p.offset, p.plan(), wrote, stop.signal);
+            const got = await copier!.copy(tmp, p.offset, p.plan(), { onBytes: wrote, signal: stop.signal });
             if (got.size !== p.size) throw new BlockportError('EDIGEST', `part at ${p.offset}: ${got.size} bytes, ${p.size} promised`);
             p.check(got.digest);
           } else await writeStreamAt(file, p, wrote, stop.signal);

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { CopyThreads, Piece } from '../cas/copy-plan.js';
 import { acquireLock } from '../cas/lock.js';
 import { writeFileAtomic } from '../cas/atomic.js';
 import { FsBlobStore, type StoredBlob } from '../cas/blob-store.js';
@@ -152,6 +153,10 @@ export class LayoutImageWriter implements ImageWriter {
 
   putBlob(source: Readable, expected?: StoredBlob): Promise<StoredBlob> {
     return this.blobs.put(source, expected);
+  }
+
+  putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads): Promise<StoredBlob> {
+    return this.blobs.putPlan(plan, threads);
   }
 
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {

@@ -7,7 +7,7 @@ import { digestHex, sha256 } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { END_OF_ARCHIVE, encodeHeader, padding, type NewEntry } from '../tar/writer.js';
-import type { ImageReader, ImageWriter } from './image.js';
+import type { FileSpot, ImageReader, ImageWriter } from './image.js';
 import { parseJson } from './json.js';
 import { LayoutImageWriter, OciLayout } from './layout.js';
 import { Annotation } from './media-types.js';
@@ -52,6 +52,12 @@ export class ArchiveImageReader extends ResolvedImageReader implements ImageRead
 
   async openBlob(desc: Descriptor): Promise<Readable> {
     return openBlobMember(this.index, this.locate(desc), desc);
+  }
+
+  /** A blob's bytes are its member's data, at a known offset of the archive file. */
+  locateFile(desc: Descriptor): FileSpot | undefined {
+    const m = this.index.members.get(this.locate(desc));
+    return m && m.type === 'file' && m.size === desc.size ? { path: this.index.file, offset: m.offset } : undefined;
   }
 }
 

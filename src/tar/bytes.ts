@@ -134,7 +134,7 @@ export class ByteSource implements ByteReader {
 const WINDOW = 64 << 10;
 
 /**
- * A ByteReader over bytes [0, size) of an open file, by positional reads: `skip` only moves the
+ * A ByteReader over `size` bytes of an open file, by positional reads: `skip` only moves the
  * position, so a tar reader walks the headers of a big archive without reading its file data.
  * Reads are synchronous: they come from the page cache in microseconds, and an async read costs
  * more in scheduling than in copying. The caller owns the descriptor.
@@ -148,10 +148,12 @@ export class FileBytes implements ByteReader {
   private winLen = 0;
   position = 0;
 
+  /** Bytes [start, start + size) of the file are the archive (a member of a bigger tar, say). */
   constructor(
     private readonly fd: number,
     private readonly size: number,
     private readonly what: string,
+    private readonly start = 0,
   ) {}
 
   private truncated(): BlockportError {
@@ -161,7 +163,7 @@ export class FileBytes implements ByteReader {
   /** Reads exactly `n` bytes at `at` into `into` (a short file is truncation). */
   private pread(into: Buffer, at: number, n: number): void {
     for (let got = 0; got < n; ) {
-      const r = readSync(this.fd, into, got, n - got, at + got);
+      const r = readSync(this.fd, into, got, n - got, this.start + at + got);
       if (r === 0) throw this.truncated();
       got += r;
     }
