@@ -5,11 +5,11 @@
  * base is refused before anything is written.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { diffIdsOf, pseudoRandom, readImage, run, tempDir, type FsNode } from './fixtures/images.js';
-import { bp, bpOk, bundleManifest, copyDir, storeState, twoReleases } from './bundle-helpers.js';
+import { bp, bpOk, bundleManifest, copyDir, refusedApply, storeState, twoReleases } from './bundle-helpers.js';
 
 const JAR = 2_000_000;
 let dir: string;
@@ -144,6 +144,9 @@ function withVcdiff(): Promise<string> {
 }
 
 /** The bundle with `n` bytes flipped in the middle of the member `name`. */
+/** Applies `file` to a copy of the v1 store, expecting one line of error and no visible change. */
+const refused = (name: string, file: string, code: number, message: RegExp, env: NodeJS.ProcessEnv = {}) => refusedApply(customerV1, join(dir, name), file, code, message, { env });
+
 async function flippedMember(file: string, name: string, n: number): Promise<string> {
   const b = await readFile(file);
   const header = b.indexOf(Buffer.from(`${name}\0`, 'latin1'));
@@ -153,19 +156,6 @@ async function flippedMember(file: string, name: string, n: number): Promise<str
   const out = join(dir, `flipped-${n}.bpk`);
   await writeFile(out, b);
   return out;
-}
-
-/** Applies `file` to a copy of the v1 store expecting a one-line failure, and checks nothing visible changed. */
-async function refusedApply(name: string, file: string, code: number, message: RegExp, env: NodeJS.ProcessEnv = {}): Promise<void> {
-  const home = join(dir, name);
-  await copyDir(customerV1, home);
-  const before = await storeState(home);
-  const r = await bp(home, ['apply', file], env);
-  assert.equal(r.code, code, r.stderr);
-  assert.match(r.stderr, message);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.deepEqual(await storeState(home), before);
-  assert.deepEqual((await readdir(home)).filter((f) => f === 'staging'), [], 'no staging left');
 }
 
 test('above the zstd limit a jar travels as vcdiff, and applied to v1 it gives the exact v2', async () => {
@@ -190,7 +180,7 @@ test('a corrupted vcdiff member fails the apply with one line and changes nothin
   const jar = (await bundleManifest(file)).blobs.find((b) => b.encoding === 'vcdiff')!;
   const member = `blobs/sha256/${jar.digest.slice(7)}.vcdiff`;
   for (const n of [1, 64]) {
-    await refusedApply(`c-corrupt-${n}`, await flippedMember(file, member, n), 4, new RegExp(`^blockport: .*${jar.digest.slice(7)}(\\.vcdiff: xdelta3 failed|: digest mismatch)`));
+    await refused(`c-corrupt-${n}`, await flippedMember(file, member, n), 4, new RegExp(`^blockport: .*${jar.digest.slice(7)}(\\.vcdiff: xdelta3 failed|: digest mismatch)`));
   }
 });
 
@@ -202,5 +192,5 @@ test('without the xdelta3 command, a vcdiff delta fails to bundle and to apply w
   const made = await bp(vendor, ['bundle', '--to', 'app:2', '--since', 'app:1', '--delta', '-o', join(dir, 'y.bpk')], { ...env, ...SMALL_LIMIT });
   assert.equal(made.code, 11, made.stderr);
   assert.match(made.stderr, /^blockport: delta of sha256:[0-9a-f]{64} needs the 'xdelta3' command \(apt-get install xdelta3\)$/m);
-  await refusedApply('c-noxdelta', await withVcdiff(), 11, /needs the 'xdelta3' command \(apt-get install xdelta3\)/, env);
+  await refused('c-noxdelta', await withVcdiff(), 11, /needs the 'xdelta3' command \(apt-get install xdelta3\)/, env);
 });

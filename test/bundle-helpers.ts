@@ -3,6 +3,7 @@
  * app:2 with one jar and the application changed, worker:1 sharing app:2's jars), blockified into a
  * vendor store, and a signing key. Every blockport call is a child process, as a user runs it.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -134,6 +135,22 @@ export async function listing(root: string, skip: (rel: string) => boolean = () 
 /** The visible state of a store: blobs, index.json and oci-layout (not locks, staging or trust). */
 export function storeState(home: string): Promise<string[]> {
   return listing(home, (rel) => rel === '.lock' || rel === '.index.lock' || rel.startsWith('staging') || rel.startsWith('trust'));
+}
+
+/**
+ * Applies `file` to `home`, a fresh copy of the store `from` (after `damage`, if given), expecting
+ * a one-line error with `code` and `message`, and checks nothing visible changed, no staging left.
+ */
+export async function refusedApply(from: string, home: string, file: string, code: number, message: RegExp, opts: { env?: NodeJS.ProcessEnv; damage?: (home: string) => Promise<void> } = {}): Promise<void> {
+  await copyDir(from, home);
+  await opts.damage?.(home);
+  const before = await storeState(home);
+  const r = await bp(home, ['apply', file], opts.env);
+  assert.equal(r.code, code, r.stderr);
+  assert.match(r.stderr, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.deepEqual(await storeState(home), before);
+  assert.deepEqual((await readdir(home)).filter((f) => f === 'staging'), [], 'no staging left');
 }
 
 /** The bundle.json of a bundle file (its first member), parsed. */

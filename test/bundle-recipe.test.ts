@@ -5,11 +5,11 @@
  * byte, and a damaged recipe or base fails the apply with one line, the store unchanged.
  */
 import assert from 'node:assert/strict';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { diffIdsOf, readImage, tempDir, type FsNode } from './fixtures/images.js';
-import { bp, bpOk, bundleManifest, copyDir, storeState, twoReleases } from './bundle-helpers.js';
+import { bpOk, bundleManifest, copyDir, refusedApply, twoReleases } from './bundle-helpers.js';
 
 interface RecipeBlob {
   digest: string;
@@ -61,6 +61,9 @@ async function recipes(file: string): Promise<{ blobs: RecipeBlob[]; prerequisit
   return { blobs: m.blobs.filter((b) => b.encoding === 'recipe'), prerequisites: m.prerequisites };
 }
 
+/** Applies `file` to a copy of the v1 store, expecting one line of error and no visible change. */
+const refused = (name: string, file: string, code: number, message: RegExp, damage?: (home: string) => Promise<void>) => refusedApply(customerV1, join(dir, name), file, code, message, { damage });
+
 test('the rebuilt layer travels as a recipe far smaller than the layer; its base is a prerequisite', async () => {
   const { blobs, prerequisites } = await recipes(recipeBundle);
   assert.equal(blobs.length, 1, JSON.stringify(blobs));
@@ -95,20 +98,6 @@ test('applied to a store holding v1, the recipe bundle gives the vendor\'s exact
   assert.equal(JSON.parse((await bpOk(home, ['fsck', '--json'])).stdout).ok, true);
 });
 
-/** Applies `file` to a copy of the v1 store, expecting one line of error and no visible change. */
-async function refusedApply(name: string, file: string, code: number, message: RegExp, damage?: (home: string) => Promise<void>): Promise<void> {
-  const home = join(dir, name);
-  await copyDir(customerV1, home);
-  await damage?.(home);
-  const before = await storeState(home);
-  const r = await bp(home, ['apply', file]);
-  assert.equal(r.code, code, r.stderr);
-  assert.match(r.stderr, message);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.deepEqual(await storeState(home), before);
-  assert.deepEqual((await readdir(home)).filter((f) => f === 'staging'), [], 'no staging left');
-}
-
 test('a corrupted recipe member fails the apply with one line and changes nothing (exit 4)', async () => {
   const [layer] = (await recipes(recipeBundle)).blobs;
   const b = await readFile(recipeBundle);
@@ -118,13 +107,13 @@ test('a corrupted recipe member fails the apply with one line and changes nothin
   for (let i = 0; i < 8; i++) b[header + 512 + Math.floor(layer.storedSize / 2) + i] ^= 0x5a;
   const file = join(dir, 'flipped.bpk');
   await writeFile(file, b);
-  await refusedApply('c-flipped', file, 4, /\.recipe: /);
+  await refused('c-flipped', file, 4, /\.recipe: /);
 });
 
 test('a damaged base in the store gives other bytes: the apply fails on the digest (exit 4)', async () => {
   const [layer] = (await recipes(recipeBundle)).blobs;
   const base = layer.bases![0].digest;
-  await refusedApply('c-damaged', recipeBundle, 4, new RegExp(`${layer.digest}|digest`), async (home) => {
+  await refused('c-damaged', recipeBundle, 4, new RegExp(`${layer.digest}|digest`), async (home) => {
     const p = join(home, 'blobs', 'sha256', base.slice(7));
     const bytes = await readFile(p);
     bytes[Math.floor(bytes.length / 2)] ^= 0xff;
@@ -136,5 +125,5 @@ test('a damaged base in the store gives other bytes: the apply fails on the dige
 test('a store lacking a recipe\'s base is refused before anything is written (exit 6)', async () => {
   const [layer] = (await recipes(recipeBundle)).blobs;
   const base = layer.bases![0].digest;
-  await refusedApply('c-nobase', recipeBundle, 6, new RegExp(`this store lacks.*${base}`), (home) => rm(join(home, 'blobs', 'sha256', base.slice(7))));
+  await refused('c-nobase', recipeBundle, 6, new RegExp(`this store lacks.*${base}`), (home) => rm(join(home, 'blobs', 'sha256', base.slice(7))));
 });
