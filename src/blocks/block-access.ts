@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../cas/blob-store.js';
 import type { Digest } from '../digest/digest.js';
-import { BlockportError, fromSystemError } from '../errors.js';
+import { BlockportError } from '../errors.js';
 import { FileBytes } from '../tar/bytes.js';
 import type { ImageReader } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
@@ -75,9 +75,7 @@ export class BlockAccess {
     if (idx) return idx;
     idx = new Map();
     // headers only: member data is skipped, not read (the diff_id check covers what is taken)
-    const fh = await fsp.open(this.files.path(d.digest), 'r').catch((err) => {
-      throw fromSystemError(err, `block ${d.digest}`);
-    });
+    const fh = await this.files.openHandle(d.digest);
     try {
       await this.indexDir(d, new TarReader(new FileBytes(fh.fd, d.size, `block ${d.digest}`), `block ${d.digest}`), idx);
     } finally {

@@ -65,17 +65,11 @@ async function explain(err: unknown, src: ImageReader, access: BlockAccess, i: n
   throw err;
 }
 
-/** Counts bytes for the progress bar as they pass (no stream hop: materialize is per-chunk-cost bound). */
-async function* counted(source: AsyncIterable<Buffer>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    counter.bytes += chunk.length;
-    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
-    yield chunk;
-  }
-}
-
-/** Counts a copy plan's bytes for the progress bar as they are planned (a few MiB ahead of the disk). */
-async function* countedPlan(source: AsyncIterable<Piece>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<Piece> {
+/**
+ * Counts bytes for the progress bar as they pass: chunks, or copy-plan pieces as they are planned
+ * (a few MiB ahead of the disk). No stream hop: materialize is per-chunk-cost bound.
+ */
+async function* counted<T extends Piece>(source: AsyncIterable<T>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<T> {
   for await (const p of source) {
     counter.bytes += Buffer.isBuffer(p) ? p.length : p.size;
     opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
@@ -120,7 +114,7 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
         plan: canPlan(src, desc)
           ? () => {
               current = i;
-              return countedPlan(layerPlan(src, desc, access), opts, i, diffIds.length, counter);
+              return counted(layerPlan(src, desc, access), opts, i, diffIds.length, counter);
             }
           : undefined,
       });

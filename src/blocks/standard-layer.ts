@@ -1,8 +1,7 @@
-import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { readPieces, type Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
-import { BlockportError, fromSystemError } from '../errors.js';
+import { BlockportError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
 import type { ImageReader } from '../oci/image.js';
 import { MediaType, compressionOf, isBlockLayer } from '../oci/media-types.js';
@@ -135,10 +134,7 @@ export async function* layerPlan(src: ImageReader, desc: Descriptor, access: Blo
     yield { path, offset: 0, size: desc.size };
     return;
   }
-  const fh = await fsp.open(path, 'r').catch((err) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlockportError('EMISSING', `layer blob ${desc.digest} is missing from the store`, { subject: desc.digest });
-    throw fromSystemError(err, path);
-  });
+  const fh = await src.files!.openHandle(desc.digest);
   try {
     const what = `layer ${desc.digest}`;
     yield* splice(new TarReader(new FileBytes(fh.fd, desc.size, what), what), desc, access, path);

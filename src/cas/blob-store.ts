@@ -101,14 +101,19 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async open(digest: Digest, size?: number, options: { start?: number; end?: number; verify?: boolean } = {}): Promise<Readable> {
+  /** The blob's file, open for reading (by position, say); EMISSING when it is not there. */
+  async openHandle(digest: Digest): Promise<fsp.FileHandle> {
     const p = this.path(digest);
-    const fh = await fsp.open(p, 'r').catch((err) => {
+    return fsp.open(p, 'r').catch((err) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new BlockportError('EMISSING', `blob ${digest} is missing from ${this.root}`, { subject: digest });
       }
       throw fromSystemError(err, p);
     });
+  }
+
+  async open(digest: Digest, size?: number, options: { start?: number; end?: number; verify?: boolean } = {}): Promise<Readable> {
+    const fh = await this.openHandle(digest);
     const ranged = options.start !== undefined || options.end !== undefined;
     const stream = fh.createReadStream({ start: options.start, end: options.end, highWaterMark: CHUNK });
     if (ranged || options.verify === false) return stream;
