@@ -9,7 +9,8 @@ import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType, type 
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
 import { putJson, platformOf } from './packaging.js';
-import { canPlan, layerIsCorrupt, layerPlan, standardLayer } from './standard-layer.js';
+import { canPlan, explainMismatch, layerPlan, standardLayer } from './standard-layer.js';
+import type { VerifiedLayers } from '../store/verified.js';
 import type { Piece } from '../cas/copy-plan.js';
 import { CHUNK } from '../chunk.js';
 
@@ -21,6 +22,14 @@ export interface MaterializeOptions {
   compression?: Compression;
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
   signal?: AbortSignal;
+  /**
+   * The store's record of verified layers, when the source is the store: a recorded block-form
+   * layer (and a plain uncompressed layer, whose blob is its diff_id) is copied without hashing,
+   * and block-form layers hashed here are recorded. Unset: every layer is hashed.
+   */
+  verified?: VerifiedLayers;
+  /** Hash every layer even when it is recorded as verified. */
+  verify?: boolean;
 }
 
 export interface MaterializedLayer {
@@ -29,6 +38,8 @@ export interface MaterializedLayer {
   size: number;
   /** True when the layer was spliced from blocks; false when copied or only decompressed. */
   spliced: boolean;
+  /** False when its bytes were not hashed again: verified before (see MaterializeOptions.verified). */
+  hashed: boolean;
 }
 
 export interface MaterializeResult {
@@ -48,21 +59,21 @@ async function layerSize(src: ImageReader, desc: Descriptor, access: BlockAccess
   return n;
 }
 
-/** Turns a diff_id mismatch into an error naming the corrupt block-form layer or block when one is. */
-async function explain(err: unknown, src: ImageReader, access: BlockAccess, i: number): Promise<never> {
-  if (err instanceof BlockportError && err.code === 'EDIGEST') {
-    // layers are spliced two at a time: check every block-form one, the failing layer first
-    const order = src.manifest.layers.map((_, k) => k).sort((a, b) => Number(b === i) - Number(a === i));
-    for (const k of order) {
-      const layer = src.manifest.layers[k];
-      if (isBlockLayer(layer.mediaType) && (await layerIsCorrupt(src, layer))) {
-        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
-      }
-    }
-    const bad = await access.findCorrupt(access.blocks.keys());
-    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
-  }
-  throw err;
+/**
+ * Whether layer `desc` may be copied without hashing: the source is the store, and the layer is
+ * recorded as splicing into `diffId`, or is a plain uncompressed blob (whose digest is the
+ * diff_id, verified when it was stored).
+ */
+async function isVerified(desc: Descriptor, diffId: Digest, opts: MaterializeOptions): Promise<boolean> {
+  if (!opts.verified || opts.verify) return false;
+  if (!isBlockLayer(desc.mediaType)) return compressionOf(desc.mediaType) === 'none' && desc.digest === diffId;
+  return opts.verified.has(desc.digest, diffId);
+}
+
+/** Records the block-form layers just hashed and matched (see VerifiedLayers). */
+async function recordVerified(src: ImageReader, layers: MaterializedLayer[], opts: MaterializeOptions): Promise<void> {
+  if (!opts.verified) return;
+  for (const l of layers) if (l.spliced && l.hashed) await opts.verified.record(src.manifest.layers[l.index].digest, l.diffId);
 }
 
 /**
@@ -100,10 +111,12 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
     let current = 0; // the layer being written, for the error message
     for (const [i, desc] of src.manifest.layers.entries()) {
       const size = await layerSize(src, desc, access);
-      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
+      const verified = await isVerified(desc, diffIds[i], opts);
+      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType), hashed: !verified });
       image.layers.push({
         diffId: diffIds[i],
         size,
+        verified,
         // the archive writer checks each layer's size and diff_id as it streams (one hash per byte)
         open: async () => {
           opts.signal?.throwIfAborted();
@@ -123,8 +136,9 @@ export async function materializeToDockerArchive(src: ImageReader, target: { fil
       if ('file' in target) await writeDockerArchiveFile(target.file, image);
       else await writeDockerArchive(target.stream, image);
     } catch (err) {
-      await explain(err, src, access, current);
+      await explainMismatch(err, src, access, current);
     }
+    await recordVerified(src, layers, opts);
     return { configDigest: src.manifest.config.digest, layers };
   } finally {
     await access.close();
@@ -151,7 +165,7 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
       if (keep) {
         await dst.copyBlob(src, desc);
         out.push({ mediaType: desc.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(desc.mediaType)) : desc.mediaType, digest: desc.digest, size: desc.size, annotations: desc.annotations });
-        layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false });
+        layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false, hashed: false });
         continue;
       }
       const size = await layerSize(src, desc, access);
@@ -179,11 +193,12 @@ export async function materializeToWriter(src: ImageReader, dst: ImageWriter, op
         }
         if (failure) throw failure;
       } catch (err) {
-        await explain(failure ?? err, src, access, i);
+        await explainMismatch(failure ?? err, src, access, i);
       }
       out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
-      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType) });
+      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType), hashed: true });
     }
+    await recordVerified(src, layers, opts);
     await dst.copyBlob(src, src.manifest.config);
     const manifest: ImageManifest = {
       schemaVersion: 2,

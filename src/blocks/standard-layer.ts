@@ -175,6 +175,23 @@ async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess,
   yield reader.tail!;
 }
 
+/** Turns a diff_id mismatch into an error naming the corrupt block-form layer or block when one is. */
+export async function explainMismatch(err: unknown, src: ImageReader, access: BlockAccess, i: number): Promise<never> {
+  if (err instanceof BlockportError && err.code === 'EDIGEST') {
+    // layers are spliced two at a time: check every block-form one, the failing layer first
+    const order = src.manifest.layers.map((_, k) => k).sort((a, b) => Number(b === i) - Number(a === i));
+    for (const k of order) {
+      const layer = src.manifest.layers[k];
+      if (isBlockLayer(layer.mediaType) && (await layerIsCorrupt(src, layer))) {
+        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
+      }
+    }
+    const bad = await access.findCorrupt(access.blocks.keys());
+    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
+  }
+  throw err;
+}
+
 /** The blocks a layer's import entries name (for naming a corrupt block after a mismatch). */
 export function blocksOf(access: BlockAccess): Digest[] {
   return [...access.blocks.keys()];

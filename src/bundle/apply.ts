@@ -6,9 +6,11 @@ import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { MAX_JSON_BLOB } from '../oci/json.js';
-import { OciLayout } from '../oci/layout.js';
-import { Annotation } from '../oci/media-types.js';
+import { LayoutImageReader, OciLayout } from '../oci/layout.js';
+import { Annotation, isBlockLayer } from '../oci/media-types.js';
 import { resolveImage } from '../oci/resolve.js';
+import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
+import { VerifiedLayers } from '../store/verified.js';
 import type { Descriptor } from '../oci/types.js';
 import { blobMember, type BundleManifest } from './format.js';
 import { reachable } from './reachable.js';
@@ -29,6 +31,8 @@ export interface ApplyResult {
   blobs: { total: number; received: number; present: number; resumed: number };
   /** Blob bytes verified and written in this run. */
   bytesWritten: number;
+  /** Block-form layers newly checked to splice into their diff_id (and recorded as such). */
+  splices: SpliceCheck;
   /** True when the store already held everything and every tag: nothing was changed. */
   noop: boolean;
 }
@@ -115,16 +119,48 @@ async function checkComplete(m: BundleManifest, layout: OciLayout, staging: stri
   }
 }
 
-/** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic). */
-async function promote(m: BundleManifest, layout: OciLayout, staging: string): Promise<void> {
+/** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic); returns those moved. */
+async function promote(m: BundleManifest, layout: OciLayout, staging: string): Promise<Digest[]> {
   await fsp.mkdir(layout.blobs.dir, { recursive: true });
+  const moved: Digest[] = [];
   for (const b of m.blobs) {
     const staged = join(staging, digestHex(b.digest));
     if ((await sizeOf(staged)) !== b.size) continue;
     if ((await layout.blobs.size(b.digest)) === b.size) await fsp.rm(staged, { force: true });
-    else await fsp.rename(staged, layout.blobs.path(b.digest));
+    else {
+      await fsp.rename(staged, layout.blobs.path(b.digest));
+      moved.push(b.digest);
+    }
   }
   await fsyncDir(layout.blobs.dir);
+  return moved;
+}
+
+/**
+ * Checks that each target's block-form layers splice into their diff_ids, from the blobs now in
+ * the store (untagged yet), and records them: materialize then copies them without hashing.
+ */
+async function checkSplices(m: BundleManifest, layout: OciLayout, label: string, opts: ApplyOptions): Promise<SpliceCheck> {
+  const verified = new VerifiedLayers(layout.root);
+  const images = [];
+  for (const t of m.targets) {
+    const ref = `${label}: ${t.name}`;
+    images.push(new LayoutImageReader(ref, layout, await resolveImage(t.descriptor, (d) => layout.readBlob(d), ref)));
+  }
+  // layers already recorded are skipped, so the bar may end short of its total
+  const total = images.flatMap((i) => i.manifest.layers).filter((l) => isBlockLayer(l.mediaType)).reduce((n, l) => n + Number(l.annotations?.[Annotation.layerSize] ?? 0), 0);
+  const sum: SpliceCheck = { layers: 0, bytes: 0, matched: [] };
+  let done = 0;
+  for (const [k, image] of images.entries()) {
+    const onBytes = (n: number) => opts.onProgress?.({ done: (done += n), total: Math.max(total, done), label: `checking ${m.targets[k].name}` });
+    const r = await verifySplices(image, verified, { onBytes, record: false });
+    sum.layers += r.layers;
+    sum.bytes += r.bytes;
+    sum.matched.push(...r.matched);
+  }
+  // recorded only once every target passed: a refused bundle leaves no record behind
+  for (const x of sum.matched) await verified.record(x.layer, x.diffId);
+  return sum;
 }
 
 async function tagTargets(m: BundleManifest, layout: OciLayout): Promise<ApplyResult['targets']> {
@@ -157,8 +193,9 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
   await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
   const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
   let staging: string | undefined;
+  let promoted: Digest[] = [];
+  const layout = new OciLayout(home);
   try {
-    const layout = new OciLayout(home);
     // a delta's base is a prerequisite, so it is in blobs/ (checked below, before anything is read)
     const b = await openBundle(files, { basePath: (d) => layout.blobs.path(d) });
     const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
@@ -170,13 +207,17 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
     if (await holdsAll(b.manifest, layout)) counts.present = counts.total;
     else bytesWritten = await receive(b, layout, staging, opts, counts);
     await checkComplete(b.manifest, layout, staging, label);
-    await promote(b.manifest, layout, staging);
+    promoted = await promote(b.manifest, layout, staging);
+    const splices = await checkSplices(b.manifest, layout, label, opts);
+    promoted = [];
     const targets = await tagTargets(b.manifest, layout);
     await fsp.rm(staging, { recursive: true, force: true });
     await fsp.rmdir(join(home, 'staging')).catch(() => {}); // only when empty
     const noop = counts.received === 0 && counts.resumed === 0 && targets.every((t) => !t.changed);
-    return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, noop };
+    return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, splices, noop };
   } catch (err) {
+    // blobs of an image found inconsistent leave again: the store is as it was
+    for (const d of promoted) await fsp.rm(layout.blobs.path(d), { force: true }).catch(() => {});
     if (staging) await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
     await fsp.rmdir(join(home, 'staging')).catch(() => {});
     throw fromSystemError(err, home);

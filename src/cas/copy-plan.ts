@@ -26,7 +26,7 @@ export async function* readPieces(pieces: AsyncIterable<Piece>): AsyncGenerator<
 }
 
 export type CopyRequest =
-  | { type: 'start'; id: number; out: string; at: number; create: boolean }
+  | { type: 'start'; id: number; out: string; at: number; create: boolean; hash: boolean }
   | { type: 'batch'; id: number; paths: string[]; pieces: Float64Array; literals: ArrayBuffer }
   | { type: 'end'; id: number }
   | { type: 'drop'; id: number };
@@ -94,8 +94,8 @@ class CopyThread {
     this.worker.postMessage(m, transfer);
   }
 
-  /** Writes the plan's bytes at `at` in file `out`; resolves to their sha256 and count. */
-  async run(out: string, at: number, pieces: AsyncIterable<Piece>, { onBytes, signal, create = false }: CopyOptions): Promise<{ digest: Digest; size: number }> {
+  /** Writes the plan's bytes at `at` in file `out`; resolves to their sha256 (hex, '' unless `hash`) and count. */
+  async run(out: string, at: number, pieces: AsyncIterable<Piece>, { onBytes, signal, create = false }: CopyOptions, hash: boolean): Promise<{ hex: string; size: number }> {
     if (this.broken) throw this.broken;
     const id = nextJob++;
     let failure: Error | undefined;
@@ -141,7 +141,7 @@ class CopyThread {
       [newPaths, nums, literals, literalBytes, rangeBytes] = [[], [], [], 0, 0];
     };
     try {
-      this.post({ type: 'start', id, out, at, create });
+      this.post({ type: 'start', id, out, at, create, hash });
       for await (const p of pieces) {
         if (failure) throw failure;
         signal?.throwIfAborted();
@@ -172,8 +172,7 @@ class CopyThread {
       }
       await send();
       this.post({ type: 'end', id });
-      const r = await finished;
-      return { digest: `sha256:${r.hex}` as Digest, size: r.size };
+      return await finished;
     } catch (err) {
       if (!this.broken) this.post({ type: 'drop', id });
       throw failure ?? err;
@@ -200,11 +199,21 @@ export class CopyThreads {
     return new CopyThreads(Array.from({ length: Math.max(1, n) }, () => new CopyThread()));
   }
 
-  /** Copies the plan to `at` in `out` ('' to only hash it) on a free thread. */
+  /** Copies the plan to `at` in `out` ('' to only hash it) on a free thread; resolves to the bytes' sha256 and count. */
   async copy(out: string, at: number, pieces: AsyncIterable<Piece>, opts: CopyOptions = {}): Promise<{ digest: Digest; size: number }> {
+    const r = await this.onThread((t) => t.run(out, at, pieces, opts, true));
+    return { digest: `sha256:${r.hex}` as Digest, size: r.size };
+  }
+
+  /** Copies the plan to `at` in `out` without hashing (bytes whose digest was verified before); resolves to their count. */
+  async write(out: string, at: number, pieces: AsyncIterable<Piece>, opts: CopyOptions = {}): Promise<number> {
+    return (await this.onThread((t) => t.run(out, at, pieces, opts, false))).size;
+  }
+
+  private async onThread<T>(job: (t: CopyThread) => Promise<T>): Promise<T> {
     const t = this.idle.pop() ?? (await new Promise<CopyThread>((r) => this.waiting.push(r)));
     try {
-      return await t.run(out, at, pieces, opts);
+      return await job(t);
     } finally {
       const next = this.waiting.shift();
       if (next) next(t);

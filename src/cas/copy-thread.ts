@@ -1,6 +1,7 @@
 // The worker side of copy-plan.ts: executes one copy job at a time with synchronous positional
 // I/O (a blocked worker costs nothing; the main thread goes on planning). Every byte written is
-// hashed here, so the digest costs no main-thread time and no extra pass.
+// hashed here (unless the job says its bytes are known good), so the digest costs no main-thread
+// time and no extra pass.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
@@ -17,7 +18,8 @@ interface Job {
   out: number;
   /** File offset of the next write. */
   pos: number;
-  hash: Hash;
+  /** Absent: the bytes are not hashed (their digest was verified before). */
+  hash?: Hash;
   buf: Buffer;
   fill: number;
   written: number;
@@ -56,7 +58,7 @@ function fdOf(j: Job, path: string): number {
 function flush(j: Job): void {
   if (j.fill === 0) return;
   const data = j.buf.subarray(0, j.fill);
-  j.hash.update(data);
+  j.hash?.update(data);
   if (j.out >= 0) for (let done = 0; done < j.fill; ) done += writeSync(j.out, data, done, j.fill - done, j.pos + done);
   j.pos += j.fill;
   j.written += j.fill;
@@ -97,7 +99,7 @@ parentPort!.on('message', (m: CopyRequest) => {
   try {
     if (m.type === 'start') {
       close();
-      job = { id: m.id, out: m.out === '' ? -1 : openSync(m.out, m.create ? 'wx' : 'r+', 0o644), pos: m.at, hash: createHash('sha256'), buf: buffer, fill: 0, written: 0, paths: [], fds: new Map() };
+      job = { id: m.id, out: m.out === '' ? -1 : openSync(m.out, m.create ? 'wx' : 'r+', 0o644), pos: m.at, hash: m.hash ? createHash('sha256') : undefined, buf: buffer, fill: 0, written: 0, paths: [], fds: new Map() };
     } else if (m.type === 'batch') {
       const j = job!;
       j.paths.push(...m.paths);
@@ -112,7 +114,7 @@ parentPort!.on('message', (m: CopyRequest) => {
     } else if (m.type === 'end') {
       const j = job!;
       flush(j);
-      reply({ type: 'done', id: m.id, hex: j.hash.digest('hex'), size: j.written });
+      reply({ type: 'done', id: m.id, hex: j.hash?.digest('hex') ?? '', size: j.written });
       close();
     } else close();
   } catch (err) {

@@ -9,12 +9,12 @@ import type { Digest } from '../digest/digest.js';
 /**
  * A piece of a file at a known offset: bytes at hand, a stream of exactly `size` bytes, or a copy
  * plan of exactly `size` bytes run on a copy thread, whose sha256 is handed to `check` (which
- * throws to fail the file).
+ * throws to fail the file); without `check` the plan's bytes are not hashed at all.
  */
 export type FilePart =
   | { offset: number; bytes: Buffer }
   | { offset: number; size: number; stream: () => AsyncIterable<Buffer> }
-  | { offset: number; size: number; plan: () => AsyncIterable<Piece>; check: (digest: Digest) => void };
+  | { offset: number; size: number; plan: () => AsyncIterable<Piece>; check?: (digest: Digest) => void };
 
 /** Writes in flight per stream before it waits for the oldest (the producer keeps working meanwhile). */
 const IN_FLIGHT = 8 * CHUNK;
@@ -57,9 +57,10 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
         const p = streams[next++];
         try {
           if ('plan' in p) {
-            const got = await copier!.copy(tmp, p.offset, p.plan(), { onBytes: wrote, signal: stop.signal });
+            const opts = { onBytes: wrote, signal: stop.signal };
+            const got = p.check ? await copier!.copy(tmp, p.offset, p.plan(), opts) : { size: await copier!.write(tmp, p.offset, p.plan(), opts) };
             if (got.size !== p.size) throw new BlockportError('EDIGEST', `part at ${p.offset}: ${got.size} bytes, ${p.size} promised`);
-            p.check(got.digest);
+            if ('digest' in got) p.check!(got.digest);
           } else await writeStreamAt(file, p, wrote, stop.signal);
         } catch (err) {
           // the first failure is the one to report; the others only stopped because of it

@@ -98,6 +98,7 @@ function printApply(r: ApplyResult, ctx: CliContext): void {
   const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
   ctx.say(`${r.noop ? 'already applied' : 'applied'} ${r.files[0]}: ${sig}`);
   ctx.say(`blobs: ${r.blobs.received} received (${humanSize(r.bytesWritten)}), ${r.blobs.resumed} kept from an interrupted run, ${r.blobs.present} already present`);
+  if (r.splices.layers) ctx.say(`layers: ${r.splices.layers} block-form layer(s) checked to splice into their diff_ids (${humanSize(r.splices.bytes)} hashed)`);
   for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (was ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}`);
 }
 

@@ -57,11 +57,16 @@ Examples:
     .argument('<src>', 'block-form (or standard) image')
     .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG or NAME:TAG')
     .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
+    .option('--verify', 'hash every layer against its diff_id, even those the store has verified before')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
+Layers from the store that apply (or an earlier materialize) checked against their diff_ids are
+copied without hashing them again; --verify hashes them anyway.
+
 Examples:
   blockport materialize oci:./out:1 docker-archive:app-1.tar:app:1 && docker load -i app-1.tar
-  blockport materialize app:2 oci:./standard:2`)
+  blockport materialize app:2 oci:./standard:2
+  blockport materialize app:2 docker-archive:app-2.tar --verify`)
     .action(action((src: string, dst: string, flags) => materializeCommand(src, dst, flags, makeContext(Boolean(flags.json))), printMaterialize));
 
   program

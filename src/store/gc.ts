@@ -4,6 +4,7 @@ import { reachable } from '../bundle/reachable.js';
 import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import type { OciLayout } from '../oci/layout.js';
+import { VerifiedLayers } from './verified.js';
 
 export interface GcResult {
   removed: Array<{ digest: Digest; size: number }>;
@@ -44,6 +45,9 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
       result.removedBytes += st.size;
       if (!opts.dryRun) await layout.blobs.delete(digest);
     }
+    // a layer no tag reaches has no use for its record (and a layer received again is checked again)
+    const verified = new VerifiedLayers(layout.root);
+    for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
     for (const name of await fsp.readdir(layout.blobs.dir).catch(() => [] as string[])) {
       const m = TEMP_RE.exec(name);
       if (!m || alive(Number(m[1]))) continue;
