@@ -40,7 +40,11 @@ export class Blockport {
   /** Runs `blockport ARGS` against the store `home` (`repeat` times, keeping the best). */
   async run(home: string, step: string, subject: string, args: string[], repeat = 1, reset?: () => Promise<unknown>): Promise<BlockportRun> {
     const c = this.command(home, args);
-    const t = await bestOf(repeat, c, reset);
+    return this.record(step, subject, c, await bestOf(repeat, c, reset));
+  }
+
+  /** Logs a run of `c` timed elsewhere (see bestInTurns). */
+  record(step: string, subject: string, c: Command, t: Timing & { runs: number[] }): BlockportRun {
     const run: BlockportRun = { step, subject, command: showCommand(c).replace(`${[process.execPath, ...cliNodeFlags(), CLI].join(' ')}`, 'blockport'), seconds: t.seconds, peakRssKiB: t.peakRssKiB, runs: t.runs };
     this.log.push(run);
     return run;
@@ -78,8 +82,12 @@ export async function apply(bp: Blockport, home: string, file: string, subject: 
   return bp.run(home, 'apply', subject, ['apply', file]);
 }
 
+/** `blockport materialize` of a store image to a docker-archive. */
+export function materializeArgs(tag: string, out: string): string[] {
+  return ['materialize', storeName(tag), `docker-archive:${out}:${storeName(tag)}`];
+}
+
 /** Materializes a store image to a docker-archive (`repeat` times, keeping the best). */
 export async function materialize(bp: Blockport, home: string, tag: string, out: string, subject: string, repeat = 1): Promise<BlockportRun> {
-  const args = ['materialize', storeName(tag), `docker-archive:${out}:${storeName(tag)}`];
-  return bp.run(home, 'materialize', subject, args, repeat, () => fsp.rm(out, { force: true }));
+  return bp.run(home, 'materialize', subject, materializeArgs(tag, out), repeat, () => fsp.rm(out, { force: true }));
 }

@@ -59,17 +59,17 @@ export async function gnuTarRepack(layout: string, tag: string, work: string): P
   }
 }
 
-/**
- * `cp FILE COPY`, and `cp FILE COPY && sync COPY` (the copy on the disk, as durable as blockport's
- * fsynced outputs), each best of `repeat`; the copy is removed before each run and afterwards.
- */
-export async function plainCp(file: string, work: string, repeat = 3): Promise<{ cp: ToolRun; cpSync: ToolRun; bytes: number }> {
+/** `cp FILE COPY && sync COPY`: the copy on the disk, as durable as blockport's fsynced outputs. */
+export function cpSyncCommand(file: string, copy: string): Command {
+  return { cmd: 'bash', args: ['-c', `cp ${file} ${copy} && sync ${copy}`] };
+}
+
+/** `cp FILE COPY`, best of `repeat`; the copy is removed before each run and afterwards. */
+export async function plainCp(file: string, work: string, repeat = 3): Promise<{ cp: ToolRun; bytes: number }> {
   await warm([file]);
   const copy = join(work, 'cp-copy.tar');
   const reset = () => fsp.rm(copy, { force: true });
   const cp = await bestFresh('cp', { cmd: 'cp', args: [file, copy] }, repeat, reset);
-  const synced: Command = { cmd: 'bash', args: ['-c', `cp ${file} ${copy} && sync ${copy}`] };
-  const cpSync = await bestFresh('cp + sync', synced, repeat, reset, `bash -c 'cp ${file} ${copy} && sync ${copy}'`);
   await reset();
-  return { cp, cpSync, bytes: (await fsp.stat(file)).size };
+  return { cp, bytes: (await fsp.stat(file)).size };
 }

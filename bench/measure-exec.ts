@@ -58,6 +58,26 @@ export async function bestOf(n: number, c: Command, reset?: () => Promise<unknow
   return { ...best!, peakRssKiB: rss, runs };
 }
 
+/**
+ * Best of `n` runs of each command, taking turns (a, b, a, b, ...), `reset` before each run: on a
+ * shared machine the disk's write speed drifts by 1.5x within minutes, and commands compared as a
+ * ratio should meet the same disk.
+ */
+export async function bestInTurns(n: number, cmds: { c: Command; reset?: () => Promise<unknown> }[]): Promise<(Timing & { runs: number[] })[]> {
+  const out = cmds.map(() => ({ seconds: Infinity, peakRssKiB: 0, runs: [] as number[] }));
+  for (let i = 0; i < n; i++) {
+    for (const [k, { c, reset }] of cmds.entries()) {
+      await reset?.();
+      const t = await timed(c);
+      const o = out[k];
+      o.runs.push(t.seconds);
+      o.seconds = Math.min(o.seconds, t.seconds);
+      o.peakRssKiB = Math.max(o.peakRssKiB, t.peakRssKiB);
+    }
+  }
+  return out;
+}
+
 /** Runs a command and resolves to its stdout as text (capped at 64 MiB). */
 export function spawnText(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
