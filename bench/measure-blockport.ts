@@ -4,7 +4,7 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bestOf, showCommand, warm, type Command, type Timing } from './measure-exec.js';
+import { bestOf, settle, showCommand, warm, type Command, type Timing } from './measure-exec.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -63,10 +63,17 @@ export function storeName(tag: string): string {
   return `${tag.slice(0, i)}:${tag.slice(i + 1)}`;
 }
 
-/** Blockifies a docker-archive into the vendor store with the scenario's preset. */
-export async function blockify(bp: Blockport, archive: string, tag: string, preset: string, home = 'vendor'): Promise<BlockportRun> {
+/**
+ * Blockifies a docker-archive into the store `home` with the scenario's preset. With `repeat`,
+ * best of that many runs, each into an empty store after the disk has written everything before.
+ */
+export async function blockify(bp: Blockport, archive: string, tag: string, preset: string, home = 'vendor', repeat = 1): Promise<BlockportRun> {
   await warm([archive]);
-  return bp.run(home, 'blockify', tag, ['blockify', `docker-archive:${archive}`, storeName(tag), '--preset', preset]);
+  const fresh = async () => {
+    await fsp.rm(join(bp.work, home), { recursive: true, force: true });
+    await settle();
+  };
+  return bp.run(home, 'blockify', tag, ['blockify', `docker-archive:${archive}`, storeName(tag), '--preset', preset], repeat, repeat > 1 ? fresh : undefined);
 }
 
 /** Bundles `to` for a receiver holding `from`; resolves to the run and the bundle's size. */

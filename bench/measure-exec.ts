@@ -59,15 +59,16 @@ export async function bestOf(n: number, c: Command, reset?: () => Promise<unknow
 }
 
 /**
- * Best of `n` runs of each command, taking turns (a, b, a, b, ...), `reset` before each run: on a
- * shared machine the disk's write speed drifts by 1.5x within minutes, and commands compared as a
- * ratio should meet the same disk.
+ * Best of `n` runs of each command, taking turns (a, b, a, b, ...), `reset` and `settle` before
+ * each run: on a shared machine the disk's write speed drifts by 1.5x within minutes, and commands
+ * compared as a ratio should meet the same disk.
  */
 export async function bestInTurns(n: number, cmds: { c: Command; reset?: () => Promise<unknown> }[]): Promise<(Timing & { runs: number[] })[]> {
   const out = cmds.map(() => ({ seconds: Infinity, peakRssKiB: 0, runs: [] as number[] }));
   for (let i = 0; i < n; i++) {
     for (const [k, { c, reset }] of cmds.entries()) {
       await reset?.();
+      await settle();
       const t = await timed(c);
       const o = out[k];
       o.runs.push(t.seconds);
@@ -116,6 +117,14 @@ export async function fileSha256(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
+}
+
+/**
+ * Waits until the disk has written what earlier steps left dirty (`sync`), so that a timed command
+ * does not pay for their writes: untimed, before each timed run that writes a lot.
+ */
+export async function settle(): Promise<void> {
+  await spawnText('sync', []);
 }
 
 /** Reads every byte of the files, so that the next timed command finds them in the page cache. */

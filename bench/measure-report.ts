@@ -79,7 +79,7 @@ function timingSection(r: Results): string[] {
   const m = t.materialize.seconds;
   return [
     `## Time and peak RSS: ${t.tag} (${human(t.layerBytes)} of uncompressed layers)`, '',
-    'Every command ran after its inputs were read once (page cache warm); bundle, materialize and cp best of 3; materialize and cp + sync took turns (materialize, cp + sync, materialize...) so both met the disk at the same speed. Peak RSS is GNU time\'s `%M`:',
+    'Every command ran after its inputs were read once (page cache warm); the timed blockify (each run into an empty store), bundle, materialize and cp best of 3, each run of blockify, materialize and cp + sync after `sync`; materialize and cp + sync took turns (materialize, cp + sync, materialize...) so both met the disk at the same speed. Peak RSS is GNU time\'s `%M`:',
     'the largest single process of the command, child processes included (MB = 10^6 bytes): `bundle --delta` and `apply` of a delta bundle run `zstd --patch-from`',
     'or `xdelta3`, whose memory counts there, as does the node process (each measured on its own, not summed). Bundle and apply are of the upgrade named on their row',
     '(the customer store holds the old image); the other rows work on the image named in the heading.', '',

@@ -80,8 +80,8 @@ async function blockifyVariants(c: Ctx): Promise<{ variants: BlockportRun[]; pro
 /** Vendor side: every image blockified (the timed one first, into an empty store), every upgrade bundled. */
 async function vendor(c: Ctx): Promise<{ blockify: BlockportRun; bundles: Bundles }> {
   const big = c.image(c.big);
-  log(`blockify ${big.tag} (timed, empty store)`);
-  const first = await blockify(c.bp, big.archive, big.tag, presetOf(big));
+  log(`blockify ${big.tag} (timed, best of 3, each into an empty store)`);
+  const first = await blockify(c.bp, big.archive, big.tag, presetOf(big), 'vendor', 3);
   const tags = [...new Set(c.upgrades.flatMap((u) => [u.from, u.to]))].filter((t) => t !== c.big);
   for (const tag of tags) {
     log(`blockify ${tag}`);

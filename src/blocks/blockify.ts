@@ -86,6 +86,11 @@ interface LayerInput {
   body(entry: TarEntry): AsyncIterable<Piece>;
   /** An entry's padding, once its body has been read (streamed) or at any time (by position). */
   padding(entry: TarEntry): Buffer;
+  /**
+   * The whole entry as it stands (header, data, padding) as one range of the input file, when
+   * the input is one: nothing is read, and runs of such entries merge into one copy.
+   */
+  whole?(entry: TarEntry): Piece;
   /** Stores a blob made of these pieces. */
   put(pieces: AsyncIterable<Piece>): Promise<StoredBlob>;
 }
@@ -190,6 +195,7 @@ function positionalInput(dst: ImageWriter, threads: CopyThreads, fd: number, spo
       }
       return b;
     },
+    whole: (entry) => ({ path: spot.path, offset: spot.offset + entry.offset, size: entry.raw.length + entry.header.size + paddingOf(entry.header.size) }),
     put: (pieces) => dst.putPlan!(pieces, threads),
   };
 }
@@ -230,8 +236,8 @@ class LayerBlockifier {
     return put;
   }
 
-  /** Emits one entry that is not part of a folder block: as a file block or as it was. */
-  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Piece>, pad: () => Buffer, global = false): AsyncGenerator<Piece | Later> {
+  /** Emits one entry that is not part of a folder block: as a file block or as it was (`whole`, when given). */
+  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Piece>, pad: () => Buffer, global = false, whole?: () => Piece): AsyncGenerator<Piece | Later> {
     const regular = h.type === 'file' || h.type === 'contiguous';
     const eligible = regular && !isSparse(h) && !global && !base(path).startsWith(WHITEOUT);
     if (eligible && this.matcher.fileIsBlock(path, h.size)) {
@@ -255,6 +261,10 @@ class LayerBlockifier {
     if (regular && base(path).startsWith(IMPORT_PREFIX)) {
       // it would read as an import entry after materialize; only a block can keep it unambiguous
       throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: a ${IMPORT_PREFIX}* file that is sparse or follows a global header cannot be kept unambiguous`, { subject: path });
+    }
+    if (whole) {
+      yield whole();
+      return;
     }
     yield raw;
     yield* body();
@@ -305,7 +315,8 @@ class LayerBlockifier {
         if (h.type === 'other' || h.type === 'hardlink' || isSparse(h) || entry.global) this.spool.refused = `unsupported entry ${path}`;
         continue;
       }
-      yield* this.emit(path, h, entry.raw, () => this.input.body(entry), () => this.input.padding(entry), entry.global);
+      const whole = this.input.whole?.bind(this.input, entry);
+      yield* this.emit(path, h, entry.raw, () => this.input.body(entry), () => this.input.padding(entry), entry.global, whole);
     }
     if (this.spool) yield* this.finishFolder();
   }

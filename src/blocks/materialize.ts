@@ -70,10 +70,15 @@ async function isVerified(desc: Descriptor, diffId: Digest, opts: MaterializeOpt
   return opts.verified.has(desc.digest, diffId);
 }
 
-/** Records the block-form layers just hashed and matched (see VerifiedLayers). */
+/**
+ * Records the block-form layers just hashed and matched (see VerifiedLayers). Best effort: a store
+ * that cannot be written (read-only, full) only means the next materialize hashes them again.
+ */
 async function recordVerified(src: ImageReader, layers: MaterializedLayer[], opts: MaterializeOptions): Promise<void> {
   if (!opts.verified) return;
-  for (const l of layers) if (l.spliced && l.hashed) await opts.verified.record(src.manifest.layers[l.index].digest, l.diffId);
+  for (const l of layers) {
+    if (l.spliced && l.hashed) await opts.verified.record(src.manifest.layers[l.index].digest, l.diffId).catch(() => {});
+  }
 }
 
 /**
