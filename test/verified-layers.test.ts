@@ -120,3 +120,16 @@ test('gc drops the records of the layers it removes', async () => {
   assert.deepEqual(await records(home), v2);
   assert.ok(v1.some((d) => !v2.includes(d)), 'app:1 had a layer of its own');
 });
+
+test('a layer two targets share is checked once', async () => {
+  const file = join(s.dir, 'both.bpk');
+  await bpOk(s.vendor, ['bundle', '--to', 'app:2', '--to', 'worker:1', '-o', file]);
+  const home = join(s.dir, 'c-both');
+  const r = JSON.parse((await bpOk(home, ['apply', file, '--json'])).stdout);
+  const app = await blockLayers(home, 'app:2');
+  const worker = await blockLayers(home, 'worker:1');
+  const unique = new Set([...app, ...worker]);
+  assert.ok(unique.size < app.length + worker.length, 'app:2 and worker:1 share a block-form layer');
+  assert.equal(r.splices.layers, unique.size);
+  assert.deepEqual(await records(home), [...unique].sort());
+});

@@ -23,17 +23,22 @@ export interface SpliceCheck {
 /**
  * Checks that every block-form layer of `src` splices into the standard layer its diff_id names,
  * and records each one that does (see VerifiedLayers), unless `record` is false (the caller
- * records `matched` once everything else succeeded). The spliced bytes are only hashed, on copy
+ * records `matched` once everything else succeeded). Layers in `checked` are skipped too. The spliced bytes are only hashed, on copy
  * threads, two layers at once; nothing is written. A layer that does not match fails with
  * EDIGEST naming the layer blob or block at fault, or the layer when its blobs are intact (an
  * image whose config and layers disagree).
  */
-export async function verifySplices(src: ImageReader, verified: VerifiedLayers, opts: { onBytes?: (n: number) => void; record?: boolean } = {}): Promise<SpliceCheck> {
-  const { onBytes, record = true } = opts;
+export async function verifySplices(
+  src: ImageReader,
+  verified: VerifiedLayers,
+  opts: { onBytes?: (n: number) => void; record?: boolean; checked?: ReadonlySet<Digest> } = {},
+): Promise<SpliceCheck> {
+  const { onBytes, record = true, checked } = opts;
   const diffIds = src.config.rootfs.diff_ids;
   const todo: number[] = [];
   for (const [i, desc] of src.manifest.layers.entries()) {
-    if (isBlockLayer(desc.mediaType) && !(await verified.has(desc.digest, diffIds[i]))) todo.push(i);
+    if (!isBlockLayer(desc.mediaType) || checked?.has(desc.digest)) continue;
+    if (!(await verified.has(desc.digest, diffIds[i]))) todo.push(i);
   }
   if (todo.length === 0) return { layers: 0, bytes: 0, matched: [] };
   const access = await BlockAccess.for(src);
