@@ -64,7 +64,7 @@ test('apply checks and records the block-form layers it receives; materialize th
   assert.equal(again.splices.layers, 0, 'recorded layers are not checked twice');
 });
 
-test('a block that rots under a recorded layer: materialize --verify and fsck name it', async () => {
+test('a block that rots under a recorded layer: materialize --verify and fsck name it, and fsck drops the records', async () => {
   const home = join(s.dir, 'c-rot');
   await copyDir(customerV1, home);
   const { manifest } = await blockFormImage(home, 'app:1');
@@ -73,9 +73,15 @@ test('a block that rots under a recorded layer: materialize --verify and fsck na
   const r = await bp(home, ['materialize', 'app:1', `docker-archive:${join(s.dir, 'rot.tar')}`, '--verify']);
   assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, new RegExp(`block ${block.digest} is corrupt`));
+  assert.ok((await records(home)).length > 0, 'still recorded: materialize alone would copy it unhashed');
   const fsck = await bp(home, ['fsck']);
   assert.notEqual(fsck.code, 0);
   assert.match(fsck.stdout + fsck.stderr, new RegExp(block.digest.slice(7)));
+  // fsck drops the records, so a plain materialize hashes again and refuses the rotten block
+  assert.deepEqual(await records(home), []);
+  const again = await bp(home, ['materialize', 'app:1', `docker-archive:${join(s.dir, 'rot2.tar')}`]);
+  assert.equal(again.code, 4, again.stderr);
+  assert.match(again.stderr, new RegExp(`block ${block.digest} is corrupt`));
 });
 
 test('a blockified image is hashed by its first materialize from the store, and recorded', async () => {

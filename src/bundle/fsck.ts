@@ -9,6 +9,7 @@ import { BlockportError } from '../errors.js';
 import type { OciLayout } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
 import { reachable } from './reachable.js';
+import { VerifiedLayers } from '../store/verified.js';
 
 export type ProblemKind = 'corrupt' | 'missing' | 'temp' | 'staging' | 'stray' | 'index';
 
@@ -29,6 +30,11 @@ export interface FsckReport {
   problems: FsckProblem[];
   /** Temp files of processes still running (a blockify in progress): not problems. */
   inUse: string[];
+  /**
+   * Records of verified layers dropped because a blob is corrupt (docs/spec.md 11.1): until apply
+   * or materialize records them again, materialize hashes every layer and names the bad blob.
+   */
+  recordsDropped: number;
   /** No problem is left unrepaired. */
   ok: boolean;
 }
@@ -109,6 +115,13 @@ async function checkLeftovers(layout: OciLayout, r: FsckReport): Promise<void> {
   }
 }
 
+async function dropRecords(layout: OciLayout): Promise<number> {
+  const verified = new VerifiedLayers(layout.root);
+  const all = await verified.list();
+  for (const layer of all) await verified.forget(layer);
+  return all.length;
+}
+
 async function repair(r: FsckReport): Promise<void> {
   for (const p of r.problems) {
     if (p.kind !== 'temp' && p.kind !== 'staging') continue;
@@ -120,17 +133,20 @@ async function repair(r: FsckReport): Promise<void> {
 /**
  * Checks the store under its lock: every blob's digest matches its name, every tagged image
  * reaches only present blobs, and no temp file or staging folder is left over. `repair` deletes
- * the leftovers (never a blob).
+ * the leftovers (never a blob). When a blob is corrupt, the records of verified layers go (they
+ * are only a cache): materialize then hashes again and names the blob.
  */
 export async function fsck(layout: OciLayout, opts: { repair?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<FsckReport> {
   const st = await fsp.stat(layout.root).catch(() => undefined);
   if (!st?.isDirectory()) throw new BlockportError('ENOTFOUND', `${layout.root}: no store here`, { subject: layout.root });
   const lock = await acquireLock(join(layout.root, '.lock'), `the store ${layout.root}`);
   try {
-    const r: FsckReport = { root: layout.root, blobs: 0, bytes: 0, images: 0, problems: [], inUse: [], ok: true };
+    const r: FsckReport = { root: layout.root, blobs: 0, bytes: 0, images: 0, problems: [], inUse: [], recordsDropped: 0, ok: true };
     await checkBlobs(layout, r, opts.onProgress);
     await checkImages(layout, r);
     await checkLeftovers(layout, r);
+    // a rotten blob may lie under a layer recorded as verified, which materialize copies unhashed
+    if (r.problems.some((p) => p.kind === 'corrupt')) r.recordsDropped = await dropRecords(layout);
     if (opts.repair) await repair(r);
     r.ok = r.problems.every((p) => p.repaired);
     return r;

@@ -106,6 +106,7 @@ function printFsck(r: FsckReport, ctx: CliContext): void {
   ctx.say(`${r.root}: ${r.blobs} blobs (${humanSize(r.bytes)}) verified, ${r.images} images checked`);
   for (const p of r.problems) ctx.say(`${p.repaired ? 'repaired' : 'problem'}: ${p.kind}: ${p.message}${p.kind === 'temp' || p.kind === 'stray' || p.kind === 'corrupt' ? ` (${p.subject})` : ''}`);
   for (const f of r.inUse) ctx.say(`in use: ${f} (a running process is writing it)`);
+  if (r.recordsDropped) ctx.say(`dropped ${r.recordsDropped} record(s) of verified layers: materialize hashes every layer again, naming a corrupt blob`);
   if (r.ok) ctx.say(r.problems.length ? 'store is consistent after repair' : 'store is consistent');
 }
 
