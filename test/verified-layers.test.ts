@@ -4,7 +4,8 @@
  * without hashing them again (`--verify` hashes anyway); gc drops the records with the layers.
  */
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { blobPath, blockFormImage, entryBytes, flipByte, rewriteBlockLayers } from './fixtures/hostile.js';
@@ -115,15 +116,19 @@ test('apply refuses an image whose block-form layer does not splice into its dif
   await refusedApply(customerV1, join(s.dir, 'c-bad'), join(s.dir, 'bad.bpk'), 4, /splices into sha256:[0-9a-f]{64} .*not its diff_id/);
 });
 
-test('gc drops the records of the layers it removes', async () => {
+test('gc drops the records of the layers it removes, and temp files of dead record writers', async () => {
   const home = join(s.dir, 'c-gc');
   await copyDir(customerV1, home);
   await bpOk(home, ['apply', join(s.dir, 'app-2.bpk')]);
   const v1 = await blockLayers(home, 'app:1');
   const v2 = await blockLayers(home, 'app:2');
+  // a record write killed half-way leaves a temp file: gc removes it with the others
+  const leftover = join(home, 'verified', 'sha256', `.${v2[0]}.tmp-2147483646-0badcafe`);
+  await writeFile(leftover, 'sha256:');
   await bpOk(home, ['rmi', 'app:1']);
   await bpOk(home, ['gc', '--grace', '0']);
   assert.deepEqual(await records(home), v2);
+  assert.equal(existsSync(leftover), false);
   assert.ok(v1.some((d) => !v2.includes(d)), 'app:1 had a layer of its own');
 });
 

@@ -48,11 +48,13 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
     // a layer no tag reaches has no use for its record (and a layer received again is checked again)
     const verified = new VerifiedLayers(layout.root);
     for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
-    for (const name of await fsp.readdir(layout.blobs.dir).catch(() => [] as string[])) {
-      const m = TEMP_RE.exec(name);
-      if (!m || alive(Number(m[1]))) continue;
-      result.tempFiles.push(name);
-      if (!opts.dryRun) await fsp.rm(join(layout.blobs.dir, name), { force: true });
+    for (const dir of [layout.blobs.dir, verified.dir]) {
+      for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+        const m = TEMP_RE.exec(name);
+        if (!m || alive(Number(m[1]))) continue;
+        result.tempFiles.push(name);
+        if (!opts.dryRun) await fsp.rm(join(dir, name), { force: true });
+      }
     }
     return result;
   } finally {
