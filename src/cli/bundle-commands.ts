@@ -11,6 +11,7 @@ import { openImage, openStore } from '../oci/open.js';
 import { checkNameTag, parseRef, storeHome } from '../oci/reference.js';
 import { action, makeContext, type CliContext } from './context.js';
 import { humanSize, shortDigest, table } from './format.js';
+import { VerifiedLayers } from '../store/verified.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const ctxOf = (flags: { json?: boolean }) => makeContext(Boolean(flags.json));
@@ -117,7 +118,7 @@ async function report<R>(r: R, ctx: CliContext, print: (r: R, ctx: CliContext) =
   if (failure) throw failure;
 }
 
-async function loadCommand(ref: string, flags: { tool?: string; tag?: string[] }, ctx: CliContext) {
+async function loadCommand(ref: string, flags: { tool?: string; tag?: string[]; verify?: boolean }, ctx: CliContext) {
   const tool = await pickTool(flags.tool);
   const r = parseRef(ref);
   const tags = flags.tag?.length ? flags.tag.map((t) => checkNameTag(t, '--tag')) : r.transport === 'store' ? [r.name] : r.transport === 'docker-archive' && r.name ? [r.name] : [];
@@ -125,7 +126,9 @@ async function loadCommand(ref: string, flags: { tool?: string; tag?: string[] }
   const bar = ctx.progress('load');
   const total = src.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
   try {
-    const res = await loadInto(tool, src, tags, { onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`) });
+    // the runtime checks every diff_id as it loads; layers the store verified are not hashed here too
+    const verified = r.transport === 'store' ? new VerifiedLayers(storeHome()) : undefined;
+    const res = await loadInto(tool, src, tags, { verified, verify: flags.verify, onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`) });
     return { source: ref, tags, ...res };
   } finally {
     bar.stop();
@@ -215,12 +218,13 @@ Examples:
     .argument('<ref>', 'store NAME:TAG or any image reference')
     .option('--tool <tool>', 'docker or podman (default: docker when its daemon answers, else podman)')
     .option('--tag <name>', 'NAME:TAG to load the image as; repeatable (default: the store name)', collect)
+    .option('--verify', 'hash every layer against its diff_id, even those the store has verified before')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
   blockport load app:2
   blockport load app:2 --tool podman --tag registry.example.com/app:2`)
-    .action(action((ref: string, flags: { tool?: string; tag?: string[]; json?: boolean }) => loadCommand(ref, flags, ctxOf(flags)), (r, ctx) => {
+    .action(action((ref: string, flags: { tool?: string; tag?: string[]; verify?: boolean; json?: boolean }) => loadCommand(ref, flags, ctxOf(flags)), (r, ctx) => {
       ctx.say(`${r.tool} load: ${r.loaded.join(', ') || 'done'} (config ${r.configDigest})`);
     }));
 
