@@ -4,7 +4,11 @@ import type { ImageReader, ImageWriter } from './image.js';
 import { LayoutImageWriter, OciLayout } from './layout.js';
 import { OciArchiveWriter, openOciArchive } from './oci-archive.js';
 import { parseRef, storeHome, type ImageRef } from './reference.js';
-import { openRemoteImage, openRemoteWriter } from '../registry/remote-image.js';
+
+/** The registry client, loaded for docker:// references only: http, https and tls cost every other command start-up time. */
+function registry(): Promise<typeof import('../registry/remote-image.js')> {
+  return import('../registry/remote-image.js');
+}
 
 /** The local store: an OCI image layout whose tags are NAME:TAG. */
 export function openStore(env: NodeJS.ProcessEnv = process.env): OciLayout {
@@ -23,7 +27,7 @@ export async function openImage(ref: string | ImageRef): Promise<ImageReader> {
     case 'docker-archive':
       return openDockerArchive(r.file, r.name, name);
     case 'docker':
-      return openRemoteImage(typeof ref === 'string' ? ref : r);
+      return (await registry()).openRemoteImage(typeof ref === 'string' ? ref : r);
     case 'store':
       return openStore().openImage(r.name, name).catch((err) => {
         if (err instanceof BlockportError && err.code === 'ENOTFOUND') {
@@ -52,7 +56,7 @@ export async function openWriter(ref: string | ImageRef): Promise<ImageWriter> {
       return new LayoutImageWriter(name, layout, r.name);
     }
     case 'docker':
-      return openRemoteWriter(typeof ref === 'string' ? ref : r);
+      return (await registry()).openRemoteWriter(typeof ref === 'string' ? ref : r);
     case 'docker-archive':
       throw new BlockportError('EUNSUPPORTED', `${name}: a block-form image cannot be written as a docker-archive (it has no place for blocks); use oci:, oci-archive: or the store`);
   }
