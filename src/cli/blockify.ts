@@ -1,11 +1,10 @@
 import { blockify, type BlockifyResult } from '../blocks/blockify.js';
 import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
-import type { Compression } from '../oci/media-types.js';
 import { openImage, openWriter } from '../oci/open.js';
 import { parseRef } from '../oci/reference.js';
 import type { CliContext } from './context.js';
-import { humanSize, shortDigest, table } from './format.js';
+import { humanSize, parseCompression, shortDigest, table } from './format.js';
 
 export interface BlockifyFlags {
   preset?: string[];
@@ -21,12 +20,6 @@ export function parsePresets(values: string[] = []): Preset[] {
     if (!PRESETS.includes(p as Preset)) throw new BlockportError('EUSAGE', `unknown preset ${JSON.stringify(p)} (choose from ${PRESETS.join(', ')})`);
   }
   return out as Preset[];
-}
-
-export function parseCompression(v: string | undefined, fallback: Compression): Compression {
-  if (v === undefined) return fallback;
-  if (v === 'none' || v === 'gzip' || v === 'zstd') return v;
-  throw new BlockportError('EUSAGE', `unknown compression ${JSON.stringify(v)} (none, gzip or zstd)`);
 }
 
 export async function blockifyCommand(src: string, dst: string, flags: BlockifyFlags, ctx: CliContext): Promise<BlockifyResult & { source: string; destination: string }> {

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import { parseSize } from '../blocks/rules.js';
-import { applyBundle, type ApplyResult } from '../bundle/apply.js';
-import { fsck, type FsckReport } from '../bundle/fsck.js';
-import { inventory, writeInventory, type Inventory } from '../bundle/inventory.js';
-import { loadInto, pickTool } from '../bundle/load.js';
-import { makeBundle, type MakeBundleResult } from '../bundle/make.js';
-import { keygen } from '../bundle/sign.js';
+// the bundle code is imported when its command runs: the other commands start without it
+import type { ApplyResult } from '../bundle/apply.js';
+import type { FsckReport } from '../bundle/fsck.js';
+import type { Inventory } from '../bundle/inventory.js';
+import type { MakeBundleResult } from '../bundle/make.js';
 import { BlockportError } from '../errors.js';
 import { openImage, openStore } from '../oci/open.js';
 import { checkNameTag, parseRef, storeHome } from '../oci/reference.js';
@@ -32,6 +30,7 @@ interface BundleFlags {
 }
 
 async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeBundleResult> {
+  const [{ makeBundle }, { parseSize }] = await Promise.all([import('../bundle/make.js'), import('../blocks/rules.js')]);
   const bar = ctx.progress('bundle');
   try {
     return await makeBundle({
@@ -119,6 +118,7 @@ async function report<R>(r: R, ctx: CliContext, print: (r: R, ctx: CliContext) =
 }
 
 async function loadCommand(ref: string, flags: { tool?: string; tag?: string[]; verify?: boolean }, ctx: CliContext) {
+  const { loadInto, pickTool } = await import('../bundle/load.js');
   const tool = await pickTool(flags.tool);
   const r = parseRef(ref);
   const tags = flags.tag?.length ? flags.tag.map((t) => checkNameTag(t, '--tag')) : r.transport === 'store' ? [r.name] : r.transport === 'docker-archive' && r.name ? [r.name] : [];
@@ -173,6 +173,7 @@ Examples:
   blockport apply release.bpk.001            # finds release.bpk.002, ...
   cp vendor.pub ~/.local/share/blockport/trust/ && blockport apply app-3.bpk`)
     .action(action(async (files: string[], flags: { trust?: string[]; json?: boolean }) => {
+      const { applyBundle } = await import('../bundle/apply.js');
       const bar = ctxOf(flags).progress('apply');
       try {
         return await applyBundle(files, storeHome(), { trust: flags.trust, onProgress: (p) => bar.update(p.done, p.total, p.label) });
@@ -191,6 +192,7 @@ Examples:
   blockport inventory -o customer-inventory.json
   blockport inventory | jq '.images'`)
     .action(action(async (flags: { output?: string; json?: boolean }) => {
+      const { inventory, writeInventory } = await import('../bundle/inventory.js');
       const inv = await inventory(openStore());
       if (flags.output) await writeInventory(flags.output, inv);
       return { file: flags.output, ...inv };
@@ -207,7 +209,7 @@ Examples:
     .addHelpText('after', `
 Examples:
   blockport keygen -o vendor          # vendor.key, vendor.pub; ship vendor.pub to receivers`)
-    .action(action((flags: { output: string }) => keygen(flags.output), (r, ctx) => {
+    .action(action(async (flags: { output: string }) => (await import('../bundle/sign.js')).keygen(flags.output), (r, ctx) => {
       ctx.say(`wrote ${r.privateKey} (private, mode 0600) and ${r.publicKey}`);
       ctx.say(`key id ${r.keyId}`);
     }));
@@ -238,6 +240,7 @@ Examples:
   blockport fsck
   blockport fsck --repair --json`)
     .action(async (flags: { repair?: boolean; json?: boolean }) => {
+      const { fsck } = await import('../bundle/fsck.js');
       const ctx = ctxOf(flags);
       const bar = ctx.progress('fsck');
       let r: FsckReport;

@@ -1,3 +1,5 @@
+import { BlockportError } from '../errors.js';
+import type { Compression } from '../oci/media-types.js';
 /** Human sizes: 1.5 MB style, powers of 1000 like docker prints them. */
 export function humanSize(n: number): string {
   if (n < 1000) return `${n} B`;
@@ -23,4 +25,11 @@ export function table(rows: string[][]): string {
   return rows
     .map((r) => r.map((cell, c) => (numeric(cell) && rows.indexOf(r) > 0 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd())
     .join('\n');
+}
+
+/** A --compress value: none, gzip or zstd; `fallback` when the flag is absent. */
+export function parseCompression(v: string | undefined, fallback: Compression): Compression {
+  if (v === undefined) return fallback;
+  if (v === 'none' || v === 'gzip' || v === 'zstd') return v;
+  throw new BlockportError('EUSAGE', `unknown compression ${JSON.stringify(v)} (none, gzip or zstd)`);
 }

@@ -2,12 +2,14 @@
 import './threadpool.js';
 import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
-import { blockifyCommand, printBlockify } from './blockify.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { action, makeContext } from './context.js';
-import { imagesCommand, inspectCommand, printImages, printInspect } from './inspect.js';
-import { materializeCommand, printMaterialize } from './materialize.js';
+
+// each command's code is imported when it runs, so a command starts without the others' modules
+const blockifyCli = () => import('./blockify.js');
+const materializeCli = () => import('./materialize.js');
+const inspectCli = () => import('./inspect.js');
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -49,7 +51,7 @@ Examples:
   blockport blockify oci:./build:latest app:1 --preset node --min-size 512K
   blockport blockify docker-archive:svc.tar svc:2 --include 'opt/models/*.bin' --json
   blockport blockify docker-archive:app-1.tar docker://registry.local:5000/team/app:1 --preset java`)
-    .action(action((src: string, dst: string, flags) => blockifyCommand(src, dst, flags, makeContext(Boolean(flags.json))), printBlockify));
+    .action(action(async (src: string, dst: string, flags) => (await blockifyCli()).blockifyCommand(src, dst, flags, makeContext(Boolean(flags.json))), async (r, ctx) => (await blockifyCli()).printBlockify(r, ctx)));
 
   program
     .command('materialize')
@@ -67,7 +69,7 @@ Examples:
   blockport materialize oci:./out:1 docker-archive:app-1.tar:app:1 && docker load -i app-1.tar
   blockport materialize app:2 oci:./standard:2
   blockport materialize app:2 docker-archive:app-2.tar --verify`)
-    .action(action((src: string, dst: string, flags) => materializeCommand(src, dst, flags, makeContext(Boolean(flags.json))), printMaterialize));
+    .action(action(async (src: string, dst: string, flags) => (await materializeCli()).materializeCommand(src, dst, flags, makeContext(Boolean(flags.json))), async (r, ctx) => (await materializeCli()).printMaterialize(r, ctx)));
 
   program
     .command('inspect')
@@ -78,13 +80,13 @@ Examples:
 Examples:
   blockport inspect oci:./out:1
   blockport inspect app:1 --json | jq '.layers[].imports | length'`)
-    .action(action((ref: string) => inspectCommand(ref), printInspect));
+    .action(action(async (ref: string) => (await inspectCli()).inspectCommand(ref), async (r, ctx) => (await inspectCli()).printInspect(r, ctx)));
 
   program
     .command('images')
     .description('list the images in the local store')
     .option('--json', 'print the result as JSON')
-    .action(action(() => imagesCommand(), printImages));
+    .action(action(async () => (await inspectCli()).imagesCommand(), async (r, ctx) => (await inspectCli()).printImages(r, ctx)));
 
   registerBundleCommands(program);
   registerStoreCommands(program);

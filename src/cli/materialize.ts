@@ -2,9 +2,8 @@ import { materializeToDockerArchive, materializeToWriter, type MaterializeResult
 import { openImage, openWriter } from '../oci/open.js';
 import { parseRef, storeHome } from '../oci/reference.js';
 import { VerifiedLayers } from '../store/verified.js';
-import { parseCompression } from './blockify.js';
 import type { CliContext } from './context.js';
-import { humanSize, shortDigest, table } from './format.js';
+import { humanSize, parseCompression, shortDigest, table } from './format.js';
 
 export async function materializeCommand(src: string, dst: string, flags: { compress?: string; verify?: boolean }, ctx: CliContext): Promise<MaterializeResult & { source: string; destination: string }> {
   const target = parseRef(dst);
