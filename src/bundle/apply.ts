@@ -6,6 +6,7 @@ import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { MAX_JSON_BLOB } from '../oci/json.js';
+import { FsBlobStore } from '../cas/blob-store.js';
 import { LayoutImageReader, OciLayout } from '../oci/layout.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
 import { resolveImage } from '../oci/resolve.js';
@@ -119,33 +120,48 @@ async function checkComplete(m: BundleManifest, layout: OciLayout, staging: stri
   }
 }
 
-/** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic); returns those moved. */
-async function promote(m: BundleManifest, layout: OciLayout, staging: string): Promise<Digest[]> {
+/** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic). */
+async function promote(m: BundleManifest, layout: OciLayout, staging: string): Promise<void> {
   await fsp.mkdir(layout.blobs.dir, { recursive: true });
-  const moved: Digest[] = [];
   for (const b of m.blobs) {
     const staged = join(staging, digestHex(b.digest));
     if ((await sizeOf(staged)) !== b.size) continue;
     if ((await layout.blobs.size(b.digest)) === b.size) await fsp.rm(staged, { force: true });
-    else {
-      await fsp.rename(staged, layout.blobs.path(b.digest));
-      moved.push(b.digest);
-    }
+    else await fsp.rename(staged, layout.blobs.path(b.digest));
   }
   await fsyncDir(layout.blobs.dir);
-  return moved;
+}
+
+/** The store's blobs with this apply's staged ones over them: what the store holds once they move in. */
+class StagedOverStore extends FsBlobStore {
+  constructor(
+    root: string,
+    private readonly staging: string,
+    private readonly staged: ReadonlySet<Digest>,
+  ) {
+    super(root);
+  }
+
+  override path(digest: Digest): string {
+    return this.staged.has(digest) ? join(this.staging, digestHex(digest)) : super.path(digest);
+  }
 }
 
 /**
- * Checks that each target's block-form layers splice into their diff_ids, from the blobs now in
- * the store (untagged yet), and records them: materialize then copies them without hashing.
+ * Checks that each target's block-form layers splice into their diff_ids, reading the staged
+ * blobs where they are (nothing enters blobs/ before this passed). Returns the layers checked,
+ * for the caller to record once the blobs are in: materialize then copies them unhashed.
  */
-async function checkSplices(m: BundleManifest, layout: OciLayout, label: string, opts: ApplyOptions): Promise<SpliceCheck> {
+async function checkSplices(m: BundleManifest, layout: OciLayout, staging: string, label: string, opts: ApplyOptions): Promise<SpliceCheck> {
   const verified = new VerifiedLayers(layout.root);
+  const staged = new Set<Digest>();
+  for (const b of m.blobs) if ((await sizeOf(join(staging, digestHex(b.digest)))) === b.size) staged.add(b.digest);
+  const files = new StagedOverStore(layout.root, staging, staged);
+  const read = stagedOrStored(layout, staging);
   const images = [];
   for (const t of m.targets) {
     const ref = `${label}: ${t.name}`;
-    images.push(new LayoutImageReader(ref, layout, await resolveImage(t.descriptor, (d) => layout.readBlob(d), ref)));
+    images.push(new LayoutImageReader(ref, layout, await resolveImage(t.descriptor, read, ref), files));
   }
   // layers already recorded are skipped, so the bar may end short of its total
   const total = images.flatMap((i) => i.manifest.layers).filter((l) => isBlockLayer(l.mediaType)).reduce((n, l) => n + Number(l.annotations?.[Annotation.layerSize] ?? 0), 0);
@@ -159,8 +175,6 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, label: string,
     sum.bytes += r.bytes;
     sum.matched.push(...r.matched);
   }
-  // recorded only once every target passed: a refused bundle leaves no record behind
-  for (const x of sum.matched) await verified.record(x.layer, x.diffId);
   return sum;
 }
 
@@ -186,7 +200,8 @@ async function holdsAll(m: BundleManifest, layout: OciLayout): Promise<boolean> 
 /**
  * Applies a bundle to the store at `home` under the store lock: checks the signature (when keys
  * are trusted) and the prerequisites before writing anything, stages and verifies every blob the
- * store lacks, checks each target is complete, then moves the blobs in and tags the targets last.
+ * store lacks, checks each target is complete and that its block-form layers splice into their
+ * diff_ids (reading the staged blobs), then moves the blobs in and tags the targets last.
  * On any error the staging folder is removed and the store's visible state is unchanged; a killed
  * run leaves verified staged blobs that the next run of the same bundle keeps.
  */
@@ -194,9 +209,9 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
   await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
   const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
   let staging: string | undefined;
-  let promoted: Digest[] = [];
-  const layout = new OciLayout(home);
   try {
+    const layout = new OciLayout(home);
+    const verified = new VerifiedLayers(home);
     // a delta's base is a prerequisite, so it is in blobs/ (checked below, before anything is read)
     const b = await openBundle(files, { basePath: (d) => layout.blobs.path(d) });
     const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
@@ -208,17 +223,15 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
     if (await holdsAll(b.manifest, layout)) counts.present = counts.total;
     else bytesWritten = await receive(b, layout, staging, opts, counts);
     await checkComplete(b.manifest, layout, staging, label);
-    promoted = await promote(b.manifest, layout, staging);
-    const splices = await checkSplices(b.manifest, layout, label, opts);
-    promoted = [];
+    const splices = await checkSplices(b.manifest, layout, staging, label, opts);
+    await promote(b.manifest, layout, staging);
+    for (const x of splices.matched) await verified.record(x.layer, x.diffId);
     const targets = await tagTargets(b.manifest, layout);
     await fsp.rm(staging, { recursive: true, force: true });
     await fsp.rmdir(join(home, 'staging')).catch(() => {}); // only when empty
     const noop = counts.received === 0 && counts.resumed === 0 && targets.every((t) => !t.changed);
     return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, splices, noop };
   } catch (err) {
-    // blobs of an image found inconsistent leave again: the store is as it was
-    for (const d of promoted) await fsp.rm(layout.blobs.path(d), { force: true }).catch(() => {});
     if (staging) await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
     await fsp.rmdir(join(home, 'staging')).catch(() => {});
     throw fromSystemError(err, home);

@@ -116,19 +116,18 @@ async function exists(p: string): Promise<boolean> {
 }
 
 export class LayoutImageReader extends ResolvedImageReader implements ImageReader {
-  readonly files: FsBlobStore;
-
+  /** `files`: where the blobs are read from, when not (only) the layout's blob folder. */
   constructor(
     ref: string,
     readonly layout: OciLayout,
     resolved: ResolvedImage,
+    readonly files: FsBlobStore = layout.blobs,
   ) {
     super(ref, resolved);
-    this.files = layout.blobs;
   }
 
   openBlob(desc: Descriptor): Promise<Readable> {
-    return this.layout.blobs.open(desc.digest, desc.size);
+    return this.files.open(desc.digest, desc.size);
   }
 }
 
