@@ -8,70 +8,54 @@ import type { VerifiedLayers } from '../store/verified.js';
 import { BlockAccess } from './block-access.js';
 import { canPlan, explainMismatch, layerPlan, standardLayer } from './standard-layer.js';
 
-/**
- * Layers hashed at once (one copy thread each). One: apply runs this after receiving a bundle, and
- * a second thread raised its peak RSS from 132-137 MB to 135-148 MB (node v1, full bundle) for no
- * measurable gain in time there.
- */
-const AT_ONCE = 1;
-
 export interface SpliceCheck {
-  /** Block-form layers hashed and recorded now (those recorded before are skipped). */
+  /** Block-form layers hashed now (those recorded before, or in `checked`, are skipped). */
   layers: number;
   /** Bytes of standard layer hashed. */
   bytes: number;
-  /** The layers that matched, with their diff_ids. */
+  /** The layers that matched, with their diff_ids: the caller records them once its work is done. */
   matched: { layer: Digest; diffId: Digest }[];
 }
 
 /**
  * Checks that every block-form layer of `src` splices into the standard layer its diff_id names,
- * and records each one that does (see VerifiedLayers), unless `record` is false (the caller
- * records `matched` once everything else succeeded). Layers in `checked` are skipped too. The spliced bytes are only hashed, on copy
- * threads, one layer at a time; nothing is written. A layer that does not match fails with
- * EDIGEST naming the layer blob or block at fault, or the layer when its blobs are intact (an
- * image whose config and layers disagree).
+ * skipping layers already recorded in `verified` and those in `checked`. The spliced bytes are
+ * only hashed, one layer at a time on one copy thread (a second thread raised apply's peak RSS
+ * from 132-137 MB to 135-148 MB on a full node bundle, for no gain in time); nothing is written.
+ * A layer that does not match fails with EDIGEST naming the layer blob or block at fault, or the
+ * layer when its blobs are intact (an image whose config and layers disagree).
  */
 export async function verifySplices(
   src: ImageReader,
   verified: VerifiedLayers,
-  opts: { onBytes?: (n: number) => void; record?: boolean; checked?: ReadonlySet<Digest> } = {},
+  opts: { onBytes?: (n: number) => void; checked?: ReadonlySet<Digest> } = {},
 ): Promise<SpliceCheck> {
-  const { onBytes, record = true, checked } = opts;
   const diffIds = src.config.rootfs.diff_ids;
   const todo: number[] = [];
   for (const [i, desc] of src.manifest.layers.entries()) {
-    if (!isBlockLayer(desc.mediaType) || checked?.has(desc.digest)) continue;
+    if (!isBlockLayer(desc.mediaType) || opts.checked?.has(desc.digest)) continue;
     if (!(await verified.has(desc.digest, diffIds[i]))) todo.push(i);
   }
-  if (todo.length === 0) return { layers: 0, bytes: 0, matched: [] };
-  const access = await BlockAccess.for(src);
-  const threads = CopyThreads.start(Math.min(AT_ONCE, todo.length));
   const result: SpliceCheck = { layers: 0, bytes: 0, matched: [] };
-  let failure: { err: unknown } | undefined;
+  if (todo.length === 0) return result;
+  const access = await BlockAccess.for(src);
+  const threads = CopyThreads.start(1);
   try {
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length && !failure) {
-        const i = todo[next++];
-        const desc = src.manifest.layers[i];
-        try {
-          const got = canPlan(src, desc) ? await threads.copy('', 0, layerPlan(src, desc, access), { onBytes }) : await hashLayer(standardLayer(src, desc, access), onBytes);
-          const promised = desc.annotations?.[Annotation.layerSize];
-          if (got.digest !== diffIds[i] || (promised !== undefined && Number(promised) !== got.size)) {
-            throw new BlockportError('EDIGEST', `layer ${i} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });
-          }
-          if (record) await verified.record(desc.digest, diffIds[i]);
-          result.matched.push({ layer: desc.digest, diffId: diffIds[i] });
-          result.layers++;
-          result.bytes += got.size;
-        } catch (err) {
-          failure ??= { err: await explainMismatch(err, src, access, i).catch((e: unknown) => e) };
+    for (const i of todo) {
+      const desc = src.manifest.layers[i];
+      try {
+        const got = canPlan(src, desc) ? await threads.copy('', 0, layerPlan(src, desc, access), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
+        const promised = desc.annotations?.[Annotation.layerSize];
+        if (got.digest !== diffIds[i] || (promised !== undefined && Number(promised) !== got.size)) {
+          throw new BlockportError('EDIGEST', `layer ${i} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });
         }
+        result.matched.push({ layer: desc.digest, diffId: diffIds[i] });
+        result.layers++;
+        result.bytes += got.size;
+      } catch (err) {
+        await explainMismatch(err, src, access, i);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(AT_ONCE, todo.length) }, worker));
-    if (failure) throw failure.err;
+    }
     return result;
   } finally {
     await threads.close();

@@ -170,7 +170,7 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, staging: strin
   for (const [k, image] of images.entries()) {
     const onBytes = (n: number) => opts.onProgress?.({ done: (done += n), total: Math.max(total, done), label: `checking ${m.targets[k].name}` });
     // two targets may share a layer: checked once
-    const r = await verifySplices(image, verified, { onBytes, record: false, checked: new Set(sum.matched.map((x) => x.layer)) });
+    const r = await verifySplices(image, verified, { onBytes, checked: new Set(sum.matched.map((x) => x.layer)) });
     sum.layers += r.layers;
     sum.bytes += r.bytes;
     sum.matched.push(...r.matched);
