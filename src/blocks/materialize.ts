@@ -23,9 +23,10 @@ export interface MaterializeOptions {
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
   signal?: AbortSignal;
   /**
-   * The store's record of verified layers, when the source is the store: a recorded block-form
-   * layer (and a plain uncompressed layer, whose blob is its diff_id) is copied without hashing,
-   * and block-form layers hashed here are recorded. Unset: every layer is hashed.
+   * The store's record of verified layers, when the source is the store: to a docker-archive, a
+   * recorded block-form layer (and a plain uncompressed layer, whose blob is its diff_id) is
+   * copied without hashing; every output records the block-form layers it hashed. Unset: every
+   * layer is hashed and nothing recorded.
    */
   verified?: VerifiedLayers;
   /** Hash every layer even when it is recorded as verified. */
