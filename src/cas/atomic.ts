@@ -4,11 +4,31 @@ import { dirname, join, basename } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fromSystemError } from '../errors.js';
+import { alive } from './lock.js';
 import { CHUNK } from '../chunk.js';
 
 /** A unique temporary name beside `path`, so the final rename stays on one file system. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Temp names tempPathFor makes: `.NAME.tmp-PID-RANDOM` (the pid tells whether its writer still runs). */
+export const TEMP_RE = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Removes the temp files a killed writer left beside `path` (`.NAME.tmp-PID-*` of `path`'s own
+ * name whose process is gone): a materialize killed at 60 MB of a docker-archive otherwise leaves
+ * them forever. Temp files of live processes (a concurrent writer) stay. Returns those removed.
+ */
+export async function removeDeadTemps(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const removed: string[] = [];
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const m = TEMP_RE.exec(n);
+    if (!m || m[1] !== basename(path) || alive(Number(m[2]))) continue;
+    await fsp.rm(join(dir, n), { recursive: true, force: true }).then(() => removed.push(join(dir, n)), () => {});
+  }
+  return removed;
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

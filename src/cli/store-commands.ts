@@ -3,7 +3,7 @@ import { BlockportError } from '../errors.js';
 import { openStore } from '../oci/open.js';
 import { checkNameTag } from '../oci/reference.js';
 import { gcStore, type GcResult } from '../store/gc.js';
-import { action, type CliContext } from './context.js';
+import { action, makeContext, type CliContext } from './context.js';
 import { humanSize } from './format.js';
 
 function parseDuration(s: string): number {
@@ -12,15 +12,22 @@ function parseDuration(s: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
 }
 
-async function rmi(names: string[]): Promise<{ removed: string[] }> {
+/**
+ * Untags each name, like `docker rmi`: the known ones go, every unknown one is named, and the
+ * command then fails with ENOTFOUND (exit 3). A malformed name is refused before anything goes.
+ */
+async function rmi(names: string[], ctx: CliContext): Promise<void> {
+  for (const n of names) checkNameTag(n, 'rmi');
   const store = openStore();
   const removed: string[] = [];
-  for (const n of names) {
-    checkNameTag(n, 'rmi');
-    if (!(await store.untag(n))) throw new BlockportError('ENOTFOUND', `no image ${n} in the store`, { subject: n });
-    removed.push(n);
+  const missing: string[] = [];
+  for (const n of names) (await store.untag(n) ? removed : missing).push(n);
+  if (ctx.json) process.stdout.write(`${JSON.stringify({ removed, missing }, null, 2)}\n`);
+  else removed.forEach((n) => ctx.say(`untagged ${n}`));
+  if (missing.length) {
+    const rest = removed.length ? ` (untagged the other ${removed.length})` : '';
+    throw new BlockportError('ENOTFOUND', `no image ${missing.join(', ')} in the store${rest}`, { subject: missing[0] });
   }
-  return { removed };
 }
 
 function printGc(r: GcResult, ctx: CliContext): void {
@@ -36,7 +43,13 @@ export function registerStoreCommands(program: Command): void {
     .description('remove image tags from the local store (their blobs go at the next gc)')
     .argument('<names...>', 'NAME:TAG of store images')
     .option('--json', 'print the result as JSON')
-    .action(action((names: string[]) => rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
+    .addHelpText('after', `
+Like docker rmi: the names the store knows are untagged, each unknown one is named, and the exit
+code is then 3.
+
+Examples:
+  blockport rmi app:1 worker:6`)
+    .action((names: string[], flags: { json?: boolean }) => rmi(names, makeContext(Boolean(flags.json))));
 
   program
     .command('gc')

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { reachable } from '../bundle/reachable.js';
+import { TEMP_RE } from '../cas/atomic.js';
 import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import type { OciLayout } from '../oci/layout.js';
@@ -15,8 +16,6 @@ export interface GcResult {
   dryRun: boolean;
 }
 
-/** Temp names written by src/cas/atomic.ts: `.NAME.tmp-PID-RANDOM`. */
-const TEMP_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
 
 /**
  * Deletes the store's blobs that no tag reaches (index -> manifests -> config, layers, blocks) and
@@ -48,10 +47,10 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
     // a layer no tag reaches has no use for its record (and a layer received again is checked again)
     const verified = new VerifiedLayers(layout.root);
     for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
-    for (const dir of [layout.blobs.dir, verified.dir]) {
+    for (const dir of [layout.blobs.dir, verified.dir, layout.root]) {
       for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
         const m = TEMP_RE.exec(name);
-        if (!m || alive(Number(m[1]))) continue;
+        if (!m || alive(Number(m[2]))) continue;
         result.tempFiles.push(name);
         if (!opts.dryRun) await fsp.rm(join(dir, name), { force: true });
       }
