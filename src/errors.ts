@@ -50,6 +50,11 @@ export class BlockportError extends Error {
   }
 }
 
+/** A temp name (`DIR/.NAME.tmp-PID-RANDOM`, src/cas/atomic.ts) means nothing to a user: the file being written, `DIR/NAME`. */
+function finalName(p: string): string {
+  return p.replace(/(^|\/)\.([^/]+)\.tmp-\d+-[0-9a-f]{8}$/, '$1$2');
+}
+
 /** A system error's message without Node's "CODE: syscall, open 'path'" wrapping, when it has one. */
 function plainMessage(e: NodeJS.ErrnoException | undefined): string {
   const m = e?.message ?? String(e);
@@ -61,6 +66,8 @@ function plainMessage(e: NodeJS.ErrnoException | undefined): string {
 export function fromSystemError(err: unknown, what: string): BlockportError {
   if (err instanceof BlockportError) return err;
   const e = err as NodeJS.ErrnoException & { dest?: string };
+  what = finalName(what);
+  const path = e?.path ? finalName(e.path) : what;
   switch (e?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -72,13 +79,13 @@ export function fromSystemError(err: unknown, what: string): BlockportError {
     case 'EROFS':
       return new BlockportError('EIO', `${what}: permission denied`, { subject: what, cause: err });
     case 'EISDIR':
-      return new BlockportError('EUSAGE', `${e.path ?? what}: is a directory (a file is expected there)`, { subject: what, cause: err });
+      return new BlockportError('EUSAGE', `${path}: is a directory (a file is expected there)`, { subject: what, cause: err });
     case 'ENOTDIR':
-      return new BlockportError('EUSAGE', `${e.path ?? what}: a part of this path is a file, not a directory`, { subject: what, cause: err });
+      return new BlockportError('EUSAGE', `${path}: a part of this path is a file, not a directory`, { subject: what, cause: err });
     case 'EEXIST':
-      return new BlockportError('EIO', `${e.dest ?? e.path ?? what}: already exists`, { subject: what, cause: err });
+      return new BlockportError('EIO', `${e.dest ?? path}: already exists`, { subject: what, cause: err });
     case 'ENOTEMPTY':
-      return new BlockportError('EIO', `${e.dest ?? e.path ?? what}: a folder that is not empty is in the way`, { subject: what, cause: err });
+      return new BlockportError('EIO', `${e.dest ?? path}: a folder that is not empty is in the way`, { subject: what, cause: err });
     case 'EXDEV':
       return new BlockportError('EIO', `${what}: cannot move a file across file systems (${e.path ?? ''} -> ${e.dest ?? ''})`, { subject: what, cause: err });
     default:

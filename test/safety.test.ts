@@ -246,8 +246,30 @@ test('system errors are one line naming the path; --json errors are JSON with th
   const e = JSON.parse(j.stderr).error;
   assert.equal(e.exitCode, r.code);
   assert.match(e.message, /a-folder: is a directory/);
-  const m = await bp(home, ['materialize', 'app:1', `docker-archive:${join(at('precious.txt'), 'x.tar')}`]);
+  await writeFile(at('a-file'), 'x');
+  const m = await bp(home, ['materialize', 'app:1', `docker-archive:${join(at('a-file'), 'x.tar')}`]);
   assert.equal(m.stderr.trim().split('\n').length, 1, m.stderr);
   assert.doesNotMatch(m.stderr, /ENOTDIR/);
-  assert.match(m.stderr, /precious\.txt\/x\.tar/);
+  assert.match(m.stderr, /a-file\/x\.tar: a part of this path is a file/);
+});
+
+test('a full disk while copy threads write a docker-archive: exit 10 naming the file, nothing left', async (t) => {
+  const mnt = at('small-disk');
+  await mkdir(mnt);
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+  } catch {
+    t.skip('cannot mount a tmpfs here');
+    return;
+  }
+  try {
+    const home = await customer();
+    const out = join(mnt, 'app-1.tar');
+    const r = await bp(home, ['materialize', 'app:1', `docker-archive:${out}`]);
+    assert.equal(r.code, 10, r.stderr);
+    assert.equal(r.stderr, `blockport: no space left on device while writing ${out}\n`);
+    assert.deepEqual(await readdir(mnt), []);
+  } finally {
+    await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]));
+  }
 });
