@@ -149,12 +149,17 @@ test('a failed oci: materialize leaves no temp file in the layout, and umoci gc 
   const layout = at('failed-layout');
   await bpOk(home, ['materialize', 'app:1', `oci:${layout}:good`]);
   const { manifest } = await blockFormImage(home, 'app:1');
-  await flipByte(blobPath(home, manifest.blocks.at(-1).digest), 10);
   await rm(join(layout, 'blobs'), { recursive: true });
   await rm(join(layout, 'index.json'));
-  const r = await bp(home, ['materialize', 'app:1', `oci:${layout}:1`, '--verify']);
-  assert.equal(r.code, 4, r.stderr);
-  assert.deepEqual(await tempFilesIn(layout), []);
+  for (const [i, block] of [manifest.blocks[0], manifest.blocks.at(-1)].entries()) {
+    await flipByte(blobPath(home, block.digest), 10);
+    for (const compress of ['none', 'gzip', 'zstd']) {
+      const r = await bp(home, ['materialize', 'app:1', `oci:${layout}:${compress}${i}`, '--compress', compress]);
+      assert.equal(r.code, 4, r.stderr);
+      assert.deepEqual(await tempFilesIn(layout), [], `${compress}, block ${i}`);
+    }
+    await flipByte(blobPath(home, block.digest), 10);
+  }
   await run('umoci', ['gc', '--layout', layout]);
 });
 
