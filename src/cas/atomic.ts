@@ -16,16 +16,16 @@ export function tempPathFor(path: string): string {
 export const TEMP_RE = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
 
 /**
- * Removes the temp files a killed writer left beside `path` (`.NAME.tmp-PID-*` of `path`'s own
- * name whose process is gone): a materialize killed at 60 MB of a docker-archive otherwise leaves
- * them forever. Temp files of live processes (a concurrent writer) stay. Returns those removed.
+ * Removes the temp files killed writers left in `dir` (`.NAME.tmp-PID-*` whose process is gone;
+ * only those of `name` when given): a materialize killed at 60 MB of a docker-archive otherwise
+ * leaves them forever. Temp files of live processes (a concurrent writer) stay. Returns the
+ * paths removed.
  */
-export async function removeDeadTemps(path: string): Promise<string[]> {
-  const dir = dirname(path);
+export async function removeDeadTemps(dir: string, name?: string): Promise<string[]> {
   const removed: string[] = [];
   for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
     const m = TEMP_RE.exec(n);
-    if (!m || m[1] !== basename(path) || alive(Number(m[2]))) continue;
+    if (!m || (name !== undefined && m[1] !== name) || alive(Number(m[2]))) continue;
     await fsp.rm(join(dir, n), { recursive: true, force: true }).then(() => removed.push(join(dir, n)), () => {});
   }
   return removed;

@@ -1,6 +1,7 @@
 import { materializeToDockerArchive, materializeToWriter, type MaterializeResult } from '../blocks/materialize.js';
 import { openImage, openWriter } from '../oci/open.js';
 import { promises as fsp } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { removeDeadTemps } from '../cas/atomic.js';
 import { BlockportError } from '../errors.js';
 import { parseRef, storeHome, type ImageRef } from '../oci/reference.js';
@@ -14,7 +15,7 @@ import { humanSize, parseCompression, shortDigest, table } from './format.js';
  */
 async function checkOutputFile(target: ImageRef, force: boolean | undefined): Promise<void> {
   if (target.transport !== 'docker-archive' && target.transport !== 'oci-archive') return;
-  await removeDeadTemps(target.file);
+  await removeDeadTemps(dirname(target.file), basename(target.file));
   const st = await fsp.lstat(target.file).catch(() => undefined);
   if (!st) return;
   if (st.isDirectory()) throw new BlockportError('EUSAGE', `${target.file}: is a directory (a ${target.transport}: output is a file)`, { subject: target.file });
