@@ -204,18 +204,19 @@ test('a missing volume is named: in the middle, and at the end', async () => {
   assert.match(tiny.stderr, /at least 1M/);
 });
 
-test('rmi with an unknown name removes the known ones, names each unknown one, and exits 3', async () => {
+test('rmi with an unknown name is all or nothing: nothing is untagged, every unknown name is named, exit 3', async () => {
   const home = at('rmi');
   await bpOk(home, ['apply', at('app-1.bpk'), at('app-2.bpk')]);
   const r = await bp(home, ['rmi', 'app:1', 'nope:1', 'app:2', 'gone:2']);
   assert.equal(r.code, 3, r.stderr);
-  assert.match(r.stdout, /untagged app:1\nuntagged app:2/);
-  assert.equal(r.stderr, 'blockport: no image nope:1, gone:2 in the store (untagged the other 2)\n');
-  assert.deepEqual(await tagged(home), {});
-  const j = await bp(home, ['rmi', 'app:1', '--json']);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, 'blockport: no image nope:1, gone:2 in the store (nothing removed)\n');
+  assert.deepEqual(Object.keys(await tagged(home)).sort(), ['app:1', 'app:2']);
+  const j = await bp(home, ['rmi', 'app:1', 'nope:1', '--json']);
   assert.equal(j.code, 3);
-  assert.deepEqual(JSON.parse(j.stdout), { removed: [], missing: ['app:1'] });
   assert.deepEqual(JSON.parse(j.stderr).error.code, 'ENOTFOUND');
+  assert.match((await bpOk(home, ['rmi', 'app:1', 'app:2'])).stdout, /untagged app:1\nuntagged app:2/);
+  assert.deepEqual(await tagged(home), {});
 });
 
 test('apply --dry-run tells the tags and blobs a bundle would bring, and writes nothing', async () => {

@@ -1,33 +1,14 @@
 import type { Command } from 'commander';
 import { BlockportError } from '../errors.js';
-import { openStore } from '../oci/open.js';
-import { checkNameTag } from '../oci/reference.js';
-import { gcStore, type GcResult } from '../store/gc.js';
-import { action, makeContext, type CliContext } from './context.js';
+import type { GcResult } from '../store/gc.js';
+import { Store } from '../store/store.js';
+import { action, type CliContext } from './context.js';
 import { humanSize } from './format.js';
 
 function parseDuration(s: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s.trim());
   if (!m) throw new BlockportError('EUSAGE', `invalid duration ${JSON.stringify(s)} (e.g. 0, 30m, 1h)`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-}
-
-/**
- * Untags each name, like `docker rmi`: the known ones go, every unknown one is named, and the
- * command then fails with ENOTFOUND (exit 3). A malformed name is refused before anything goes.
- */
-async function rmi(names: string[], ctx: CliContext): Promise<void> {
-  for (const n of names) checkNameTag(n, 'rmi');
-  const store = openStore();
-  const removed: string[] = [];
-  const missing: string[] = [];
-  for (const n of names) (await store.untag(n) ? removed : missing).push(n);
-  if (ctx.json) process.stdout.write(`${JSON.stringify({ removed, missing }, null, 2)}\n`);
-  else removed.forEach((n) => ctx.say(`untagged ${n}`));
-  if (missing.length) {
-    const rest = removed.length ? ` (untagged the other ${removed.length})` : '';
-    throw new BlockportError('ENOTFOUND', `no image ${missing.join(', ')} in the store${rest}`, { subject: missing[0] });
-  }
 }
 
 function printGc(r: GcResult, ctx: CliContext): void {
@@ -44,12 +25,12 @@ export function registerStoreCommands(program: Command): void {
     .argument('<names...>', 'NAME:TAG of store images')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
-Like docker rmi: the names the store knows are untagged, each unknown one is named, and the exit
-code is then 3.
+All or nothing: every name is checked first; with one the store does not know, nothing is
+untagged, the error names every unknown one, and the exit code is 3.
 
 Examples:
   blockport rmi app:1 worker:6`)
-    .action((names: string[], flags: { json?: boolean }) => rmi(names, makeContext(Boolean(flags.json))));
+    .action(action((names: string[]) => Store.open().rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
 
   program
     .command('gc')
@@ -61,5 +42,5 @@ Examples:
 Examples:
   blockport rmi app:1 && blockport gc --grace 0
   blockport gc --dry-run --json`)
-    .action(action((flags: { grace: string; dryRun?: boolean }) => gcStore(openStore(), { graceMs: parseDuration(flags.grace), dryRun: flags.dryRun }), printGc));
+    .action(action((flags: { grace: string; dryRun?: boolean }) => Store.open().gc({ graceMs: parseDuration(flags.grace), dryRun: flags.dryRun }), printGc));
 }

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { reachable } from '../bundle/reachable.js';
-import { TEMP_RE } from '../cas/atomic.js';
+import { reachable } from '../oci/graph.js';
+import { tempFileOwner } from '../cas/atomic.js';
 import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import type { OciLayout } from '../oci/layout.js';
@@ -49,8 +49,8 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
     for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
     for (const dir of [layout.blobs.dir, verified.dir, layout.root]) {
       for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-        const m = TEMP_RE.exec(name);
-        if (!m || alive(Number(m[2]))) continue;
+        const owner = tempFileOwner(name);
+        if (owner === undefined || alive(owner)) continue;
         result.tempFiles.push(name);
         if (!opts.dryRun) await fsp.rm(join(dir, name), { force: true });
       }
