@@ -55,6 +55,8 @@ export interface CopyOptions {
 
 interface RunningJob {
   id: number;
+  /** The file written: named in a system error (a disk-full write has no path of its own). */
+  out: string;
   ack(bytes: number): void;
   done(r: { hex: string; size: number }): void;
   fail(e: Error): void;
@@ -80,7 +82,7 @@ class CopyThread {
       if (!j || m.id !== j.id) return;
       if (m.type === 'ack') j.ack(m.bytes);
       else if (m.type === 'done') j.done(m);
-      else j.fail(replyError(m, ''));
+      else j.fail(replyError(m, j.out));
     });
     const broke = (e: Error) => {
       this.broken ??= new BlockportError('EIO', `copy thread failed: ${e.message}`);
@@ -104,6 +106,7 @@ class CopyThread {
     const finished = new Promise<{ hex: string; size: number }>((resolve, reject) => {
       this.job = {
         id,
+        out,
         ack: (bytes) => {
           inFlight--;
           onBytes?.(bytes);

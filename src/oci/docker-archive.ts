@@ -175,7 +175,7 @@ function checkImage(image: DockerArchiveImage): void {
   const diffIds: unknown[] = Array.isArray(config?.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
   const mismatch = diffIds.length !== image.layers.length || image.layers.some((l, i) => l.diffId !== diffIds[i]);
   if (mismatch) throw new BlockportError('ECORRUPT', `image config diff_ids do not match the ${image.layers.length} layers given`);
-  image.layers.forEach((l, i) => checkSize(l.size, `layer ${i}`));
+  image.layers.forEach((l, i) => checkSize(l.size, `layer ${i + 1}`));
   image.repoTags.forEach((t) => checkNameTag(t, 'docker-archive'));
 }
 

@@ -88,7 +88,7 @@ export interface WrittenImage {
 /** Fails (EDIGEST) unless bytes that were written had the digest and size their diff_id promises. */
 export function checkLayer(layer: LazyLayer, index: number, got: { digest: Digest; size: number }): void {
   if (got.digest !== layer.diffId || got.size !== layer.size) {
-    throw new BlockportError('EDIGEST', `layer ${index} (${layer.diffId}): digest mismatch (got ${got.digest}, ${got.size} bytes)`, { subject: layer.diffId });
+    throw new BlockportError('EDIGEST', `layer ${index + 1} (${layer.diffId}): digest mismatch (got ${got.digest}, ${got.size} bytes)`, { subject: layer.diffId });
   }
 }
 
@@ -116,7 +116,7 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
   }
   // compressed: the blob's digest is new, so the diff_id is checked on the way into the compressor
   const body = Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK });
-  const check = new VerifyingStream(layer.diffId, size, `layer ${index} (${layer.diffId})`);
+  const check = new VerifyingStream(layer.diffId, size, `layer ${index + 1} (${layer.diffId})`);
   const z = compressor(c, 'layer')!;
   let failure: unknown;
   const fail = (e: unknown) => (failure ??= e);
