@@ -10,7 +10,7 @@ import { HashingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
 import type { FileSpot, ImageReader, ImageWriter } from '../oci/image.js';
-import { Annotation, MediaType, blockLayerType, type Compression } from '../oci/media-types.js';
+import { Annotation, MediaType, blockLayerType, ociLayerType, type Compression } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath, isWithin } from '../tar/path.js';
@@ -488,5 +488,49 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
   } finally {
     await threads?.close();
     await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** What `blockifyLayerFile` wrote: the layer's descriptor (block-form, or standard when nothing was selected) and its blocks. */
+export interface LayerFileResult {
+  layer: Descriptor;
+  blocks: Descriptor[];
+  stats: LayerStats;
+}
+
+/**
+ * Blockifies one standard layer held uncompressed in a plain file, with the same rules and code
+ * as `blockify` (so equal files and folders give equal blocks): `build` writes each layer it makes
+ * as a deterministic tar, then hands it here. By position (copy threads) when `dst` takes copy
+ * plans and the output is uncompressed, streamed otherwise.
+ */
+export async function blockifyLayerFile(
+  file: string,
+  dst: ImageWriter,
+  layer: { diffId: Digest; size: number; index?: number },
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; compression?: Compression; onBytes?: (n: number) => void },
+): Promise<LayerFileResult> {
+  const compression = options.compression ?? 'none';
+  const matcher = new RuleMatcher(options.rules);
+  const desc: Descriptor = { mediaType: MediaType.ociLayer, digest: layer.diffId, size: layer.size };
+  const onBytes = options.onBytes ?? (() => {});
+  const spot = compression === 'none' && dst.putPlan ? { path: file, offset: 0 } : undefined;
+  // the streamed path reads the layer through openBlob only
+  const src = { ref: file, openBlob: async () => openFile(file) } as unknown as ImageReader;
+  const { b, file: out, stored: direct } = spot
+    ? await blockifyLayerAt(spot, dst, desc, layer.diffId, matcher, options.tmp, options.threads, onBytes)
+    : await blockifyLayer(src, dst, desc, layer.diffId, matcher, options.tmp, { compression, onBytes });
+  try {
+    const stored = direct ?? (await dst.putBlob(openFile(out!)));
+    const blockForm = b.stats.blocks > 0;
+    const annotations: Record<string, string> = blockForm ? { [Annotation.diffId]: layer.diffId, [Annotation.layerSize]: String(layer.size) } : { [Annotation.layerSize]: String(layer.size) };
+    const mediaType = blockForm ? blockLayerType(compression) : ociLayerType(compression);
+    return {
+      layer: { mediaType, digest: stored.digest, size: stored.size, annotations },
+      blocks: b.blocks,
+      stats: { index: layer.index ?? 0, diffId: layer.diffId, blockified: blockForm, inputSize: layer.size, outputSize: stored.size, uncompressedSize: layer.size, ...b.stats },
+    };
+  } finally {
+    if (out) await fsp.rm(out, { force: true });
   }
 }

@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerBuildCommand } from './build.js';
+import { registerStatsCommand } from './stats.js';
 import { action, makeContext } from './context.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
@@ -90,6 +92,8 @@ Examples:
 
   registerBundleCommands(program);
   registerStoreCommands(program);
+  registerBuildCommand(program);
+  registerStatsCommand(program);
   return program;
 }
 

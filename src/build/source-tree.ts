@@ -1,0 +1,168 @@
+import { promises as fsp, constants, type Stats } from 'node:fs';
+import { basename, join, posix, resolve } from 'node:path';
+import { BlockportError, fromSystemError } from '../errors.js';
+import { cleanPath } from '../tar/path.js';
+
+/** One file given to a layer: a host file or folder and where it goes in the image. */
+export interface LayerFile {
+  /** Host path (a folder's contents go below `dest`). */
+  src: string;
+  /** Absolute path in the image; a trailing "/" puts a file below it under its own name. */
+  dest: string;
+}
+
+/** One entry of a layer to be written: image path (clean, relative), kind, and where its bytes are. */
+export interface TreeEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** Host file holding the bytes (files only). */
+  src?: string;
+  size: number;
+  /** Normalised: 0755 for folders and executable files, 0644 for other files, 0777 for symlinks. */
+  mode: number;
+  linkname?: string;
+}
+
+/** Files a layer is made of, merged into one tree; folders the destinations need are made too. */
+export class LayerTree {
+  private readonly entries = new Map<string, TreeEntry>();
+
+  /** Every entry in archive order: a folder, then its children sorted bytewise by name, depth first. */
+  sorted(): TreeEntry[] {
+    const children = new Map<string, string[]>();
+    for (const p of this.entries.keys()) {
+      const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+      let list = children.get(parent);
+      if (!list) children.set(parent, (list = []));
+      list.push(p);
+    }
+    const out: TreeEntry[] = [];
+    const visit = (dir: string) => {
+      const list = (children.get(dir) ?? []).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      for (const p of list) {
+        const e = this.entries.get(p)!;
+        out.push(e);
+        if (e.type === 'dir') visit(p);
+      }
+    };
+    visit('');
+    return out;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Adds `e`; folders merge, anything else may appear once. */
+  put(e: TreeEntry, from: string): void {
+    const had = this.entries.get(e.path);
+    if (had) {
+      if (had.type === 'dir' && e.type === 'dir') return;
+      throw new BlockportError('EUSAGE', `${from}: /${e.path} is given twice in one layer`, { subject: e.path });
+    }
+    for (let p = e.path; p.includes('/'); ) {
+      p = p.slice(0, p.lastIndexOf('/'));
+      const parent = this.entries.get(p);
+      if (parent && parent.type !== 'dir') throw new BlockportError('EUSAGE', `${from}: /${e.path} would be below the file /${p}`, { subject: e.path });
+      if (!parent) this.entries.set(p, { path: p, type: 'dir', size: 0, mode: 0o755 });
+    }
+    this.entries.set(e.path, e);
+  }
+}
+
+/** The clean image path of a DEST, refusing one that leaves the root. */
+export function destPath(dest: string, what: string): string {
+  if (!dest.startsWith('/')) throw new BlockportError('EUSAGE', `${what}: DEST ${JSON.stringify(dest)} must be an absolute path in the image`);
+  try {
+    return cleanPath(dest, what);
+  } catch {
+    throw new BlockportError('EUNSAFE', `${what}: DEST ${JSON.stringify(dest)} escapes the image root`, { subject: dest });
+  }
+}
+
+async function stat(p: string, what: string, follow: boolean): Promise<Stats> {
+  try {
+    return follow ? await fsp.stat(p) : await fsp.lstat(p);
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+}
+
+/** Opening for reading is the only reliable test (ACLs, root squash); done while walking, so a bad file fails before any write. */
+async function checkReadable(p: string, what: string): Promise<void> {
+  try {
+    await fsp.access(p, constants.R_OK);
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+}
+
+function fileMode(st: Stats): number {
+  return st.mode & 0o111 ? 0o755 : 0o644;
+}
+
+/** Adds one --add (file or folder) to `tree`. Symlinks are kept, but only when they point inside SRC. */
+export async function addSource(tree: LayerTree, f: LayerFile, what: string, base = process.cwd()): Promise<void> {
+  const src = resolve(base, f.src);
+  let dest = destPath(f.dest, what);
+  const st = await stat(src, `${what}: SRC ${f.src}`, true);
+  if (st.isDirectory()) {
+    if (dest !== '') tree.put({ path: dest, type: 'dir', size: 0, mode: 0o755 }, what);
+    await addFolder(tree, src, dest, '', what);
+    return;
+  }
+  if (!st.isFile()) throw new BlockportError('EUNSUPPORTED', `${what}: SRC ${f.src} is not a file or folder`, { subject: src });
+  if (f.dest.endsWith('/') || dest === '') dest = dest === '' ? basename(src) : `${dest}/${basename(src)}`;
+  await checkReadable(src, `${what}: ${f.src}`);
+  tree.put({ path: dest, type: 'file', src, size: st.size, mode: fileMode(st) }, what);
+}
+
+/** Walks `dir` (host), `rel` below the SRC root, into `dest`. */
+async function addFolder(tree: LayerTree, root: string, dest: string, rel: string, what: string): Promise<void> {
+  const dir = rel ? join(root, rel) : root;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    throw fromSystemError(err, `${what}: ${dir}`);
+  }
+  names.sort();
+  const subdirs: string[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      const r = rel ? `${rel}/${name}` : name;
+      const host = join(root, r);
+      const path = dest ? `${dest}/${r}` : r;
+      const st = await stat(host, `${what}: ${host}`, false);
+      if (st.isDirectory()) {
+        tree.put({ path, type: 'dir', size: 0, mode: 0o755 }, what);
+        subdirs.push(r);
+      } else if (st.isFile()) {
+        await checkReadable(host, `${what}: ${host}`);
+        tree.put({ path, type: 'file', src: host, size: st.size, mode: fileMode(st) }, what);
+      } else if (st.isSymbolicLink()) {
+        const target = await fsp.readlink(host);
+        checkLinkInside(r, target, host, what);
+        tree.put({ path, type: 'symlink', size: 0, mode: 0o777, linkname: target }, what);
+      } else {
+        throw new BlockportError('EUNSUPPORTED', `${what}: ${host} is a special file (socket, fifo or device); only files, folders and symlinks can be added`, { subject: host });
+      }
+    }),
+  );
+  for (const s of subdirs.sort()) await addFolder(tree, root, dest, s, what);
+}
+
+/**
+ * A symlink must resolve, lexically, inside the SRC folder: one pointing elsewhere on the build
+ * machine would mean something else in the image (and leaks the build machine's layout).
+ */
+function checkLinkInside(rel: string, target: string, host: string, what: string): void {
+  const escapes = (): boolean => {
+    if (target.startsWith('/') || target.includes('\0')) return true;
+    const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
+    return resolved === '..' || resolved.startsWith('../');
+  };
+  if (escapes()) {
+    throw new BlockportError('EUNSAFE', `${what}: symlink ${host} -> ${target} points outside the source folder`, { subject: host });
+  }
+}
