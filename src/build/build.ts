@@ -141,7 +141,11 @@ export async function build(config: BuildConfig, options: BuildOptions = {}): Pr
         options.signal?.throwIfAborted();
         const file = join(tmp, `layer-${i}.tar`);
         const entries = tree.sorted();
-        const std = await writeLayerTar(file, entries, meta, threads);
+        const std = await writeLayerTar(file, entries, meta, threads).catch((err) => {
+          // the copy thread read fewer bytes than the walk saw: the build output is still being written
+          if (err instanceof BlockportError && err.code === 'EDIGEST' && err.subject) throw new BlockportError('EDIGEST', `${err.subject}: changed while the image was built (shorter than when listed); build again once it is complete`, { subject: err.subject });
+          throw err;
+        });
         const onBytes = (n: number) => options.onProgress?.({ layer: i, layers: trees.length, bytes: (bytes += n) });
         const r = await blockifyLayerFile(file, dst, { diffId: std.digest, size: std.size, index: kept.layers.length + i }, { rules, tmp, threads, compression, onBytes });
         await fsp.rm(file, { force: true });
