@@ -108,7 +108,8 @@ export function printStats(s: StoreStats, ctx: CliContext, top = 20): void {
   for (const b of s.blocks.slice(0, top)) rows.push([shortDigest(b.digest), humanSize(b.size), String(b.images.length), String(b.teams.length), b.path ?? '']);
   if (s.blocks.length) ctx.say(table(rows));
   if (s.blocks.length > top) ctx.say(`... ${s.blocks.length - top} more blocks (--json lists them all)`);
-  ctx.say(`\n${s.images.length} images of ${s.teams.length} teams; ${s.blocks.length} blocks, ${s.sharedBlocks} shared by two images or more (${humanSize(s.sharedBlockBytes)} stored once)`);
+  const n = (k: number, w: string) => `${k} ${w}${k === 1 ? '' : 's'}`;
+  ctx.say(`\n${n(s.images.length, 'image')} of ${n(s.teams.length, 'team')}; ${n(s.blocks.length, 'block')}, ${s.sharedBlocks} shared by two images or more (${humanSize(s.sharedBlockBytes)} stored once)`);
   ctx.say(`every image's layers: ${humanSize(s.layerBytes)}; identical layers once: ${humanSize(s.distinctLayerBytes)}; this store: ${humanSize(s.storeBytes)}`);
   ctx.say(`saved: ${humanSize(Math.max(0, s.savedBytes))} against every image's layers, ${s.savedVsLayerSharing < 0 ? '-' : ''}${humanSize(Math.abs(s.savedVsLayerSharing))} against sharing identical layers`);
 }
