@@ -16,7 +16,7 @@ import type { TarHeader } from '../tar/header.js';
 import { cleanPath, isWithin } from '../tar/path.js';
 import { FileBytes } from '../tar/bytes.js';
 import { TarReader, paddingOf, type TarEntry } from '../tar/reader.js';
-import { encodeHeader, padding } from '../tar/writer.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
@@ -534,3 +534,60 @@ export async function blockifyLayerFile(
     if (out) await fsp.rm(out, { force: true });
   }
 }
+
+/** One entry of a layer that exists only as parts: its header bytes, parsed header, and data as a range of some file. */
+export interface LayerPart {
+  raw: Buffer;
+  header: TarHeader;
+  data?: { path: string; offset: number; size: number };
+}
+
+/**
+ * Blockifies a layer given as parts rather than as a tar file (build's source files, listed with
+ * their headers): the same LayerBlockifier and rules as `blockify`, bodies read by copy threads
+ * straight from the files that hold them, so the standard tar is never written. The block-form
+ * layer (uncompressed) and the blocks go to `dst`, which must take copy plans. The caller hashes
+ * the standard tar for its diff_id.
+ */
+export async function blockifyParts(
+  parts: Iterable<LayerPart>,
+  dst: ImageWriter,
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; onBytes?: (n: number) => void },
+): Promise<{ stored: StoredBlob; blocks: Descriptor[]; stats: LayerBlockifier['stats'] }> {
+  if (!dst.putPlan) throw new Error('blockifyParts needs a destination that takes copy plans');
+  const ranges = new WeakMap<TarEntry, Piece>();
+  const input: LayerInput = {
+    parallel: true,
+    body: (entry) => {
+      const r = ranges.get(entry);
+      return r ? one(r) : none();
+    },
+    padding: (entry) => padding(entry.header.size),
+    put: (pieces) => dst.putPlan!(pieces, options.threads),
+  };
+  const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp);
+  async function* entries(): AsyncGenerator<TarEntry> {
+    let offset = 0;
+    for (const p of parts) {
+      const entry: TarEntry = { header: p.header, raw: p.raw, offset, global: false, body: () => none() as AsyncGenerator<Buffer>, padding: padding(p.header.size) };
+      if (p.data && p.data.size > 0) ranges.set(entry, p.data);
+      offset += p.raw.length + p.header.size + paddingOf(p.header.size);
+      options.onBytes?.(p.raw.length + p.header.size);
+      yield entry;
+    }
+  }
+  async function* layer(): AsyncGenerator<Piece | Later> {
+    yield* b.run(entries());
+    yield END_OF_ARCHIVE;
+  }
+  let stored: StoredBlob;
+  try {
+    stored = await dst.putPlan(readAhead(layer(), BLOCKS_AHEAD), options.threads);
+  } finally {
+    // no block may still be written once the threads stop (its temp file would stay behind)
+    await Promise.allSettled([...b.inflight]);
+  }
+  return { stored, blocks: b.blocks, stats: b.stats };
+}
+
+async function* none(): AsyncGenerator<never> {}

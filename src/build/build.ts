@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { blockifyLayerFile, type LayerStats } from '../blocks/blockify.js';
+import type { LayerStats } from '../blocks/blockify.js';
 import { putJson, uniqueBlocks, writeBlockFormImage } from '../blocks/packaging.js';
 import { rulesFor } from '../blocks/rules.js';
 import { CopyThreads } from '../cas/copy-plan.js';
@@ -18,7 +18,8 @@ import { parseRef } from '../oci/reference.js';
 import type { Descriptor, Platform } from '../oci/types.js';
 import { minSizeOf, validateConfig, type BuildConfig } from './config.js';
 import { hostPlatform, imageConfig, parsePlatform, sourceDateEpoch } from './image-config.js';
-import { writeLayerTar, type EntryMeta } from './layer-tar.js';
+import type { EntryMeta } from './layer-tar.js';
+import { buildLayer } from './layer-build.js';
 import { addSource, LayerTree } from './source-tree.js';
 
 export interface BuildOptions {
@@ -139,16 +140,9 @@ export async function build(config: BuildConfig, options: BuildOptions = {}): Pr
       let bytes = 0;
       for (const [i, tree] of trees.entries()) {
         options.signal?.throwIfAborted();
-        const file = join(tmp, `layer-${i}.tar`);
         const entries = tree.sorted();
-        const std = await writeLayerTar(file, entries, meta, threads).catch((err) => {
-          // the copy thread read fewer bytes than the walk saw: the build output is still being written
-          if (err instanceof BlockportError && err.code === 'EDIGEST' && err.subject) throw new BlockportError('EDIGEST', `${err.subject}: changed while the image was built (shorter than when listed); build again once it is complete`, { subject: err.subject });
-          throw err;
-        });
         const onBytes = (n: number) => options.onProgress?.({ layer: i, layers: trees.length, bytes: (bytes += n) });
-        const r = await blockifyLayerFile(file, dst, { diffId: std.digest, size: std.size, index: kept.layers.length + i }, { rules, tmp, threads, compression, onBytes });
-        await fsp.rm(file, { force: true });
+        const r = await buildLayer(entries, dst, kept.layers.length + i, { rules, meta, tmp, threads, compression, onBytes });
         layers.push(r.layer);
         blocks.push(...r.blocks);
         built.push({ name: c.layers[i].name ?? c.layers[i].files[0].dest, files: entries.length, ...r.stats });

@@ -56,3 +56,21 @@ test('presets find the packages of build output: Gradle/Maven jars, npm and pnpm
   assert.equal(m.folderOf('usr/local/lib/python3.11/site-packages/numpy-1.26.4.dist-info/RECORD', false), 'usr/local/lib/python3.11/site-packages/numpy-1.26.4.dist-info');
   assert.equal(m.folderOf('usr/local/lib/python3.11/site-packages/six.py', false), undefined);
 });
+
+test('a file rewritten after it was listed is refused (its blocks and the diff_id would come from different reads)', async () => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { addSource, checkUnchanged } = await import('./source-tree.js');
+  const dir = await mkdtemp(join(tmpdir(), 'blockport-unchanged-'));
+  try {
+    await writeFile(join(dir, 'a.jar'), 'one');
+    const t = new LayerTree();
+    await addSource(t, { src: dir, dest: '/app' }, 'w');
+    checkUnchanged(t.sorted());
+    await writeFile(join(dir, 'a.jar'), 'three');
+    assert.throws(() => checkUnchanged(t.sorted()), (e: unknown) => e instanceof BlockportError && e.code === 'EDIGEST' && /a\.jar: changed while the image was built/.test(e.message));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

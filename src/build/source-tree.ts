@@ -1,4 +1,4 @@
-import { accessSync, constants, lstatSync, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { accessSync, constants, lstatSync, promises as fsp, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { cleanPath } from '../tar/path.js';
@@ -21,6 +21,8 @@ export interface TreeEntry {
   /** Normalised: 0755 for folders and executable files, 0644 for other files, 0777 for symlinks. */
   mode: number;
   linkname?: string;
+  /** Files: size, mtime and inode when listed, to notice a file rewritten while it is read. */
+  stamp?: string;
 }
 
 /** Files a layer is made of, merged into one tree; folders the destinations need are made too. */
@@ -97,6 +99,24 @@ async function checkReadable(p: string, what: string): Promise<void> {
   }
 }
 
+export function stampOf(st: Stats): string {
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+}
+
+/** Refuses a build whose files changed after they were listed: the layer and its diff_id came from different reads. */
+export function checkUnchanged(entries: TreeEntry[]): void {
+  for (const e of entries) {
+    if (e.type !== 'file' || !e.src) continue;
+    let now: string | undefined;
+    try {
+      now = stampOf(statSync(e.src));
+    } catch {
+      now = undefined;
+    }
+    if (now !== e.stamp) throw new BlockportError('EDIGEST', `${e.src}: changed while the image was built; build again once the build output is complete`, { subject: e.src });
+  }
+}
+
 function fileMode(st: Stats): number {
   return st.mode & 0o111 ? 0o755 : 0o644;
 }
@@ -114,7 +134,7 @@ export async function addSource(tree: LayerTree, f: LayerFile, what: string, bas
   if (!st.isFile()) throw new BlockportError('EUNSUPPORTED', `${what}: SRC ${f.src} is not a file or folder`, { subject: src });
   if (f.dest.endsWith('/') || dest === '') dest = dest === '' ? basename(src) : `${dest}/${basename(src)}`;
   await checkReadable(src, `${what}: ${f.src}`);
-  tree.put({ path: dest, type: 'file', src, size: st.size, mode: fileMode(st) }, what);
+  tree.put({ path: dest, type: 'file', src, size: st.size, mode: fileMode(st), stamp: stampOf(st) }, what);
 }
 
 /**
@@ -140,7 +160,7 @@ function addFolder(tree: LayerTree, root: string, dest: string, what: string): v
       } else if (st.isFile()) {
         // opening for reading is what fails later; checked now, so a bad file fails before any write
         sys(() => accessSync(host, constants.R_OK), `${what}: ${host}`);
-        tree.put({ path, type: 'file', src: host, size: st.size, mode: fileMode(st) }, what);
+        tree.put({ path, type: 'file', src: host, size: st.size, mode: fileMode(st), stamp: stampOf(st) }, what);
       } else if (st.isSymbolicLink()) {
         const target = sys(() => readlinkSync(host), `${what}: ${host}`);
         checkLinkInside(r, target, host, what);
