@@ -196,7 +196,7 @@ function positionalInput(dst: ImageWriter, threads: CopyThreads, fd: number, spo
       return b;
     },
     whole: (entry) => ({ path: spot.path, offset: spot.offset + entry.offset, size: entry.raw.length + entry.header.size + paddingOf(entry.header.size) }),
-    put: (pieces) => dst.putPlan!(pieces, threads),
+    put: (pieces) => dst.putPlan(pieces, threads),
   };
 }
 
@@ -371,10 +371,10 @@ async function blockifyLayer(
 /** Blocks written ahead of the block-form layer, by position. */
 const BLOCKS_AHEAD = 4;
 
-/** Where an uncompressed layer lies in a plain file, when blockify can read it by position and `dst` write copy plans. */
-function layerSpot(src: ImageReader, dst: ImageWriter, desc: Descriptor, diffId: Digest, compression: Compression): FileSpot | undefined {
-  if (compression !== 'none' || desc.digest !== diffId || !dst.putPlan) return undefined;
-  return src.locateFile?.(desc) ?? (src.files ? { path: src.files.path(desc.digest), offset: 0 } : undefined);
+/** Where an uncompressed layer lies in a plain file, when blockify can read it by position. */
+async function layerSpot(src: ImageReader, desc: Descriptor, diffId: Digest, compression: Compression): Promise<FileSpot | undefined> {
+  if (compression !== 'none' || desc.digest !== diffId) return undefined;
+  return src.locate(desc);
 }
 
 /**
@@ -416,7 +416,7 @@ async function blockifyLayerAt(
     }
     let stored: StoredBlob;
     try {
-      stored = await dst.putPlan!(readAhead(layer(), BLOCKS_AHEAD), threads);
+      stored = await dst.putPlan(readAhead(layer(), BLOCKS_AHEAD), threads);
     } finally {
       // no block may still be written once the threads stop (its temp file would stay behind)
       await Promise.allSettled([...b.inflight]);
@@ -458,7 +458,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
         bytes += n;
         options.onProgress?.({ layer: i, layers: diffIds.length, bytes });
       };
-      const spot = layerSpot(src, dst, desc, diffId, compression);
+      const spot = await layerSpot(src, desc, diffId, compression);
       const { b, file, stored: direct, uncompressedSize } = spot
         ? await blockifyLayerAt(spot, dst, desc, diffId, matcher, tmp, (threads ??= CopyThreads.start(3)), onBytes)
         : await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
@@ -501,8 +501,8 @@ export interface LayerFileResult {
 /**
  * Blockifies one standard layer held uncompressed in a plain file, with the same rules and code
  * as `blockify` (so equal files and folders give equal blocks): `build` writes each layer it makes
- * as a deterministic tar, then hands it here. By position (copy threads) when `dst` takes copy
- * plans and the output is uncompressed, streamed otherwise.
+ * as a deterministic tar, then hands it here. By position (copy threads) when the output is
+ * uncompressed, streamed (and compressed) otherwise.
  */
 export async function blockifyLayerFile(
   file: string,
@@ -514,7 +514,7 @@ export async function blockifyLayerFile(
   const matcher = new RuleMatcher(options.rules);
   const desc: Descriptor = { mediaType: MediaType.ociLayer, digest: layer.diffId, size: layer.size };
   const onBytes = options.onBytes ?? (() => {});
-  const spot = compression === 'none' && dst.putPlan ? { path: file, offset: 0 } : undefined;
+  const spot: FileSpot | undefined = compression === 'none' ? { path: file, offset: 0, size: layer.size, blobFile: false } : undefined;
   // the streamed path reads the layer through openBlob only
   const src = { ref: file, openBlob: async () => openFile(file) } as unknown as ImageReader;
   const { b, file: out, stored: direct } = spot
@@ -546,7 +546,7 @@ export interface LayerPart {
  * Blockifies a layer given as parts rather than as a tar file (build's source files, listed with
  * their headers): the same LayerBlockifier and rules as `blockify`, bodies read by copy threads
  * straight from the files that hold them, so the standard tar is never written. The block-form
- * layer (uncompressed) and the blocks go to `dst`, which must take copy plans. The caller hashes
+ * layer (uncompressed) and the blocks go to `dst`. The caller hashes
  * the standard tar for its diff_id.
  */
 export async function blockifyParts(
@@ -554,7 +554,6 @@ export async function blockifyParts(
   dst: ImageWriter,
   options: { rules: BlockRules; tmp: string; threads: CopyThreads; onBytes?: (n: number) => void },
 ): Promise<{ stored: StoredBlob; blocks: Descriptor[]; stats: LayerBlockifier['stats'] }> {
-  if (!dst.putPlan) throw new Error('blockifyParts needs a destination that takes copy plans');
   const ranges = new WeakMap<TarEntry, Piece>();
   const input: LayerInput = {
     parallel: true,
@@ -563,7 +562,7 @@ export async function blockifyParts(
       return r ? one(r) : none();
     },
     padding: (entry) => padding(entry.header.size),
-    put: (pieces) => dst.putPlan!(pieces, options.threads),
+    put: (pieces) => dst.putPlan(pieces, options.threads),
   };
   const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp);
   async function* entries(): AsyncGenerator<TarEntry> {

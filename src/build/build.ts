@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LayerStats } from '../blocks/blockify.js';
-import { putJson, uniqueBlocks, writeBlockFormImage } from '../blocks/packaging.js';
+import { uniqueBlocks, writeBlockFormImage } from '../blocks/packaging.js';
 import { rulesFor } from '../blocks/rules.js';
 import { CopyThreads } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
@@ -13,8 +13,8 @@ import { BlockportError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
 import type { ImageReader, ImageWriter } from '../oci/image.js';
 import { Annotation, MediaType, compressionOf, isBlockLayer } from '../oci/media-types.js';
-import { openImage, openWriter } from '../oci/open.js';
-import { parseRef } from '../oci/reference.js';
+import { putJson } from '../oci/json.js';
+import { openImage, openWriter, parseRef, transportOf } from '../oci/transport.js';
 import type { Descriptor, Platform } from '../oci/types.js';
 import { minSizeOf, validateConfig, type BuildConfig } from './config.js';
 import { hostPlatform, imageConfig, parsePlatform, sourceDateEpoch } from './image-config.js';
@@ -119,7 +119,7 @@ export async function build(config: BuildConfig, options: BuildOptions = {}): Pr
   if (!c.to) throw new BlockportError('EUSAGE', 'build: no destination (--tag NAME:TAG or a DST reference)');
   c.layers ??= [];
   const target = parseRef(c.to);
-  const compression = c.compress ?? (target.transport === 'docker' ? 'gzip' : 'none');
+  const compression = c.compress ?? transportOf(target).layerCompression;
   const rules = rulesFor(c.preset ?? [], { minSize: minSizeOf(c.minSize), include: c.include, exclude: c.exclude });
   const created = sourceDateEpoch(options.env ?? process.env);
   const meta: EntryMeta = { mtime: created, ...owner(c.chown) };
@@ -128,7 +128,7 @@ export async function build(config: BuildConfig, options: BuildOptions = {}): Pr
   const base = c.from === 'scratch' ? undefined : await openImage(c.from);
   try {
     const platform = platformFor(base, wanted);
-    const dst = await openWriter(c.to);
+    const dst = await openWriter(target, c.to);
     const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-build-'));
     // three: one writes the layer tar or the block-form layer, one hashes the layer, one writes blocks
     const threads = CopyThreads.start(3);

@@ -19,15 +19,15 @@ export interface LayerBuildOptions {
 }
 
 /**
- * Makes one layer of `entries` in `dst`, in block form when the rules select anything. Into a
- * place that keeps files, uncompressed: straight from the source files (copy threads hash the
+ * Makes one layer of `entries` in `dst`, in block form when the rules select anything.
+ * Uncompressed (the store, layouts): straight from the source files (copy threads hash the
  * standard tar for the diff_id and write the blocks and the block-form layer; the standard tar is
  * never written), then every file is checked unchanged since it was listed, because the diff_id
- * and the blocks came from different reads. Elsewhere (a registry, compressed layers): the
- * standard tar is written to a temp file first, a snapshot, and blockified from there.
+ * and the blocks came from different reads. Compressed (a registry's gzip): the standard tar is
+ * written to a temp file first, a snapshot, and blockified and compressed from there.
  */
 export async function buildLayer(entries: TreeEntry[], dst: ImageWriter, index: number, o: LayerBuildOptions): Promise<LayerFileResult> {
-  if (o.compression === 'none' && dst.putPlan) return direct(entries, dst, index, o);
+  if (o.compression === 'none') return direct(entries, dst, index, o);
   const file = join(o.tmp, `layer-${index}.tar`);
   try {
     const std = await writeLayerTar(file, entries, o.meta, o.threads).catch((err) => {

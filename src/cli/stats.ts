@@ -45,25 +45,18 @@ export function teamOf(name: string): string {
 
 /** Sharing of blocks and bytes saved, over `names` (default every image of the store). */
 export async function storeStats(names: string[]): Promise<StoreStats> {
-  const { openStore } = await import('../oci/open.js');
+  const { Store } = await import('../store/store.js');
   const { checkNameTag } = await import('../oci/reference.js');
-  const { BlockportError } = await import('../errors.js');
   const { Annotation } = await import('../oci/media-types.js');
-  const store = openStore();
-  if (names.length === 0) {
-    const idx = await store.readIndex().catch(() => ({ manifests: [] as { annotations?: Record<string, string> }[] }));
-    names = idx.manifests.map((m) => m.annotations?.[Annotation.refName]).filter((n): n is string => Boolean(n)).sort();
-  }
+  const store = Store.open();
+  if (names.length === 0) names = (await store.images()).map((i) => i.name);
   const blocks = new Map<Digest, BlockShare>();
   const blobs = new Map<Digest, number>();
   const diffIds = new Map<string, number>();
   let layerBytes = 0;
   for (const name of names) {
     checkNameTag(name, 'stats');
-    const img = await store.openImage(name, name).catch((err) => {
-      if (err instanceof BlockportError && err.code === 'ENOTFOUND') throw new BlockportError('ENOTFOUND', `no image ${name} in the store`, { subject: name });
-      throw err;
-    });
+    const img = await store.openImage(name);
     try {
       blobs.set(img.manifest.config.digest, img.manifest.config.size);
       for (const [i, l] of img.manifest.layers.entries()) {
