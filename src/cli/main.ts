@@ -6,6 +6,8 @@ import { BlockportError, fromSystemError } from '../errors.js';
 import { listTransports } from '../oci/transport.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerBuildCommand } from './build.js';
+import { registerStatsCommand } from './stats.js';
 import { action, makeContext } from './context.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
@@ -89,6 +91,8 @@ Examples:
 
   registerBundleCommands(program);
   registerStoreCommands(program);
+  registerBuildCommand(program);
+  registerStatsCommand(program);
   return program;
 }
 
