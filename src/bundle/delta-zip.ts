@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { BlockportError } from '../errors.js';
 import { indexBase } from '../zip/base-index.js';
 import { FileRange } from '../zip/file-range.js';
-import { baseBudget, flattenBase } from '../zip/flatten-base.js';
+import { baseBudget, CopiedRanges, flattenBase } from '../zip/flatten-base.js';
 import { FlatWriter } from '../zip/flat-writer.js';
 import { looksLikeZip, ZipRefused } from '../zip/parse.js';
 import { planZip, type ZipPlanStats } from '../zip/plan-zip.js';
@@ -45,10 +45,10 @@ function withFd<T>(path: string, flags: string, fn: (fd: number) => T): T {
 }
 
 /** Writes the flat form of the old zip (flattenBase) to `out`; returns its size. */
-export function writeBaseFlat(base: { path: string; size: number }, out: string): number {
+export function writeBaseFlat(base: { path: string; size: number }, segments: Segment[], out: string): number {
   return withFd(base.path, 'r', (fd) => withFd(out, 'w', (ofd) => {
     const w = new FlatWriter(ofd);
-    flattenBase(new FileRange(fd, 0, base.size), w, baseBudget(base.size));
+    flattenBase(new FileRange(fd, 0, base.size), w, new CopiedRanges(segments), baseBudget(base.size));
     w.flush();
     return w.length;
   }));
@@ -84,7 +84,7 @@ export async function encodeZipDelta(base: { path: string; size: number }, targe
   try {
     const plan = planTarget(base, target, join(tmp, 'target.flat'));
     if (!plan || plan.stats.copied + plan.stats.deflated === 0) return undefined;
-    const baseFlat = writeBaseFlat(base, join(tmp, 'base.flat'));
+    const baseFlat = writeBaseFlat(base, plan.segments, join(tmp, 'base.flat'));
     const inner = patchEncoding(baseFlat, plan.flat, opts.zstdLimit);
     const patch = join(tmp, 'patch');
     const b = { path: join(tmp, 'base.flat'), size: baseFlat };
@@ -138,23 +138,23 @@ async function* decodeZipDelta(source: AsyncIterable<Buffer>, base: { path: stri
     throw err;
   }
   const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-zip-'));
-  const fh = await fsp.open(base.path, 'r');
+  const fd = openSync(base.path, 'r');
   let dec: Duplex | undefined;
   try {
     const flat = join(tmp, 'base.flat');
-    writeBaseFlat(base, flat);
+    writeBaseFlat(base, plan.segments, flat);
     const d = plan.inner === 1 ? vcdiffDecoder(flat, what) : patchDecoder(flat, what);
     dec = d;
     const rest = Readable.from(t.rest());
     rest.on('error', (err) => d.destroy(err));
     rest.pipe(d);
-    yield* rebuildZip(plan.segments, d, fh, base.size);
+    yield* rebuildZip(plan.segments, d, new FileRange(fd, 0, base.size));
   } catch (err) {
     if (err instanceof BadRebuild || err instanceof BadPlan) throw new BlockportError('ECORRUPT', `${what}: ${err.message}`);
     throw err;
   } finally {
     dec?.destroy();
-    await fh.close();
+    closeSync(fd);
     await fsp.rm(tmp, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,6 @@
-import type { FileHandle } from 'node:fs/promises';
 import pako from 'pako';
 import { CHUNK } from '../chunk.js';
+import type { FileRange } from './file-range.js';
 import type { Segment } from './segments.js';
 
 /** Thrown when the flat stream and the plan do not fit together; the caller words it as ECORRUPT. */
@@ -75,28 +75,25 @@ async function* deflateSegment(s: Extract<Segment, { kind: 'deflate' }>, t: Take
   if (total !== s.compressedSize) throw new BadRebuild(`a deflate segment gives ${total} bytes where the plan says ${s.compressedSize}`);
 }
 
-async function* copySegment(s: Extract<Segment, { kind: 'copy' }>, base: FileHandle, baseSize: number): AsyncGenerator<Buffer> {
-  if (s.offset + s.length > baseSize) throw new BadRebuild('a copy segment reaches past the end of the old zip');
-  for (let at = s.offset; at < s.offset + s.length;) {
-    const n = Math.min(CHUNK, s.offset + s.length - at);
-    const buf = Buffer.allocUnsafe(n);
-    const { bytesRead } = await base.read(buf, 0, n, at);
-    if (bytesRead === 0) throw new BadRebuild('the old zip is shorter than it was');
-    at += bytesRead;
-    yield buf.subarray(0, bytesRead);
+/** Copies read the old zip synchronously: most are one small entry, and a promise per read cost more than the read. */
+function* copySegment(s: Extract<Segment, { kind: 'copy' }>, base: FileRange): Generator<Buffer> {
+  if (s.offset + s.length > base.size) throw new BadRebuild('a copy segment reaches past the end of the old zip');
+  for (const piece of base.chunks(s.offset, s.length, CHUNK)) {
+    if (piece.length === 0) throw new BadRebuild('the old zip is shorter than it was');
+    yield piece;
   }
 }
 
 /**
- * Rebuilds a zip from its plan, its flat stream and the old zip (open as `base`, `baseSize` bytes),
+ * Rebuilds a zip from its plan, its flat stream and the old zip (`base`),
  * yielding its bytes in order. Checks that every deflate segment gives exactly its compressed size
  * and that the flat stream ends with the plan; the caller checks the digest of the result.
  */
-export async function* rebuildZip(segments: Segment[], flat: AsyncIterable<Buffer>, base: FileHandle, baseSize: number): AsyncGenerator<Buffer> {
+export async function* rebuildZip(segments: Segment[], flat: AsyncIterable<Buffer>, base: FileRange): AsyncGenerator<Buffer> {
   const t = new Taker(flat);
   for (const s of segments) {
     if (s.kind === 'raw') yield* t.take(s.length);
-    else if (s.kind === 'copy') yield* copySegment(s, base, baseSize);
+    else if (s.kind === 'copy') yield* copySegment(s, base);
     else yield* deflateSegment(s, t);
   }
   if (!(await t.atEnd())) throw new BadRebuild('the flat stream goes on after the plan ends');
