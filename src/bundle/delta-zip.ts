@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { coalesce } from '../chunk.js';
 import { BlockportError } from '../errors.js';
 import { indexBase } from '../zip/base-index.js';
 import { FileRange } from '../zip/file-range.js';
@@ -148,7 +149,8 @@ async function* decodeZipDelta(source: AsyncIterable<Buffer>, base: { path: stri
     const rest = Readable.from(t.rest());
     rest.on('error', (err) => d.destroy(err));
     rest.pipe(d);
-    yield* rebuildZip(plan.segments, d, new FileRange(fd, 0, base.size));
+    // one entry is a few kB: joined into 256 KiB chunks, the hashing and writing after pay per chunk
+    yield* coalesce(rebuildZip(plan.segments, d, new FileRange(fd, 0, base.size)));
   } catch (err) {
     if (err instanceof BadRebuild || err instanceof BadPlan) throw new BlockportError('ECORRUPT', `${what}: ${err.message}`);
     throw err;
