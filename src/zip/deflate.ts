@@ -1,5 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import pako from 'pako';
+import { deflaterFor } from './deflater.js';
 import type { FileRange } from './file-range.js';
 import type { ZipEntry } from './parse.js';
 
@@ -96,19 +97,22 @@ export function inflateEntry(z: FileRange, e: ZipEntry, onData: (b: Buffer) => v
   }
 }
 
-/** Deflates `input` with `p`, calling `onData` with each piece of output. */
+/** Deflates `input` with `p`, calling `onData` with each piece of output until it returns false. */
 export function deflatePieces(p: DeflateParams, input: Iterable<Buffer>, onData: (b: Buffer) => boolean | void): boolean {
-  const d = new pako.Deflate({ raw: true, level: p.level as pako.DeflateFunctionOptions['level'], memLevel: p.memLevel as pako.DeflateFunctionOptions['memLevel'], windowBits: p.windowBits, strategy: p.strategy, chunkSize: OUT_CHUNK });
+  const d = deflaterFor(p);
   let stop = false;
-  d.onData = (c: Uint8Array) => {
-    if (!stop && onData(Buffer.from(c.buffer, c.byteOffset, c.length)) === false) stop = true;
+  const take = (c: Buffer) => {
+    if (!stop && onData(c) === false) stop = true;
   };
   for (const piece of input) {
-    d.push(piece, false);
-    if (stop) return false;
+    d.push(piece, false, take);
+    if (stop) {
+      d.reset();
+      return false;
+    }
   }
-  d.push(new Uint8Array(0), true);
-  return !stop && d.err === 0;
+  d.push(new Uint8Array(0), true, take);
+  return !stop;
 }
 
 /** Whether deflating `input` with `p` gives exactly the entry's compressed bytes; stops at the first differing piece. */

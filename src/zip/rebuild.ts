@@ -1,4 +1,4 @@
-import pako from 'pako';
+import { deflaterFor } from './deflater.js';
 import { CHUNK } from '../chunk.js';
 import type { FileRange } from './file-range.js';
 import type { Segment } from './segments.js';
@@ -52,25 +52,29 @@ export class Taker {
 }
 
 async function* deflateSegment(s: Extract<Segment, { kind: 'deflate' }>, t: Taker): AsyncGenerator<Buffer> {
-  const p = s.params;
-  const d = new pako.Deflate({ raw: true, level: p.level as pako.DeflateFunctionOptions['level'], memLevel: p.memLevel as pako.DeflateFunctionOptions['memLevel'], windowBits: p.windowBits, strategy: p.strategy, chunkSize: 64 << 10 });
+  const d = deflaterFor(s.params);
   let out: Buffer[] = [];
   let total = 0;
-  d.onData = (c: Uint8Array) => {
+  const take = (c: Buffer) => {
     total += c.length;
-    out.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+    out.push(c);
   };
   const drain = function* () {
     if (total > s.compressedSize) throw new BadRebuild(`a deflate segment gives more than its ${s.compressedSize} bytes`);
     yield* out;
     out = [];
   };
-  for await (const piece of t.take(s.size)) {
-    d.push(piece, false);
-    yield* drain();
+  let finished = false;
+  try {
+    for await (const piece of t.take(s.size)) {
+      d.push(piece, false, take);
+      yield* drain();
+    }
+    d.push(new Uint8Array(0), true, take);
+    finished = true;
+  } finally {
+    if (!finished) d.reset(); // failed or abandoned: the shared state must start the next stream clean
   }
-  d.push(new Uint8Array(0), true);
-  if (d.err) throw new BadRebuild(`deflate failed: ${d.msg}`);
   yield* drain();
   if (total !== s.compressedSize) throw new BadRebuild(`a deflate segment gives ${total} bytes where the plan says ${s.compressedSize}`);
 }
