@@ -629,7 +629,7 @@ export async function blockifyParts(
     padding: (entry) => padding(entry.header.size),
     put: (pieces) => dst.putPlan(pieces, options.threads),
   };
-  const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp);
+  const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp, 'the layer being built');
   async function* entries(): AsyncGenerator<TarEntry> {
     let offset = 0;
     for (const p of parts) {

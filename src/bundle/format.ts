@@ -20,16 +20,17 @@ export const MAX_SIGNATURE = 64 << 10;
 /**
  * How a blob's bytes are stored in the bundle: as is, zstd frames, or a delta against a base the
  * receiver holds: a zstd patch, or VCDIFF (xdelta3) for pairs too big for zstd's memory; or a
- * recipe: literals and byte ranges copied from blobs the receiver holds (src/bundle/recipe.ts).
+ * recipe: literals and byte ranges copied from blobs the receiver holds (src/bundle/recipe.ts);
+ * or a zip delta: a zip rebuilt entry by entry against the old zip it replaces (src/bundle/delta-zip.ts).
  */
-export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch' | 'vcdiff' | 'recipe';
+export type BlobEncoding = 'none' | 'zstd' | 'zstd-patch' | 'vcdiff' | 'recipe' | 'zip-delta';
 
 /** The encodings that are deltas: decoded against a `base` the receiver holds. */
-export type DeltaEncoding = 'zstd-patch' | 'vcdiff';
+export type DeltaEncoding = 'zstd-patch' | 'vcdiff' | 'zip-delta';
 
 /** Whether an encoding is a delta (needs a base). */
 export function isDelta(e: BlobEncoding): e is DeltaEncoding {
-  return e === 'zstd-patch' || e === 'vcdiff';
+  return e === 'zstd-patch' || e === 'vcdiff' || e === 'zip-delta';
 }
 
 /** An image the bundle tags in the receiver's store. */
@@ -66,7 +67,7 @@ export interface BundleBlob {
   encoding: BlobEncoding;
   /** Bytes of the member (equals `size` when encoding is none). */
   storedSize: number;
-  /** For a delta (`zstd-patch`, `vcdiff`): the blob the patch applies to; always one of the prerequisites. */
+  /** For a delta (`zstd-patch`, `vcdiff`, `zip-delta`): the blob the patch applies to; always one of the prerequisites. */
   base?: BundlePrerequisite;
   /** For a `recipe`: the blobs its COPY ops read, by index; every one is a prerequisite. */
   bases?: BundlePrerequisite[];
@@ -93,7 +94,7 @@ export interface BundleSignature {
   signature: string;
 }
 
-const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch', vcdiff: '.vcdiff', recipe: '.recipe' };
+const SUFFIX: Record<BlobEncoding, string> = { none: '', zstd: '.zst', 'zstd-patch': '.zst-patch', vcdiff: '.vcdiff', recipe: '.recipe', 'zip-delta': '.zip-delta' };
 
 /** The tar member name of a blob: OCI layout path, `.zst` when compressed, `.zst-patch` or `.vcdiff` for a delta. */
 export function blobMember(b: Pick<BundleBlob, 'digest' | 'encoding'>): string {

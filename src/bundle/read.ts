@@ -19,6 +19,7 @@ import {
 } from './format.js';
 import { patchDecoder, vcdiffDecoder } from './patch.js';
 import { recipeDecoder } from './recipe.js';
+import { zipDeltaDecoder } from './delta-zip.js';
 import { concatFiles, findVolumes, missingVolumeHint } from './volumes.js';
 import { CHUNK } from '../chunk.js';
 
@@ -131,6 +132,7 @@ function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['ba
   if (!isDelta(blob.encoding)) return undefined;
   if (!basePath || !blob.base) throw new BlockportError('EUNSUPPORTED', `${what}: a delta needs its base blob ${blob.base?.digest ?? ''}, and no store was given`);
   const base = basePath(blob.base.digest);
+  if (blob.encoding === 'zip-delta') return zipDeltaDecoder(base, blob.base.size, blob.size, what);
   return blob.encoding === 'vcdiff' ? vcdiffDecoder(base, what) : patchDecoder(base, what);
 }
 
