@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerServeCommand } from './serve.js';
 import { action, makeContext } from './context.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
@@ -90,6 +91,7 @@ Examples:
 
   registerBundleCommands(program);
   registerStoreCommands(program);
+  registerServeCommand(program);
   return program;
 }
 
