@@ -87,9 +87,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }
     void handler.handle(x);
   });
-  // a slow or silent client must not hold a connection (and a shutdown) forever
+  // a silent client must not hold a connection for long; responses (large layers) have no limit
   server.headersTimeout = 30_000;
-  server.requestTimeout = 0; // a large layer may take long; idle sockets time out instead
   server.keepAliveTimeout = 5_000;
   const addr = await listen(server, opts.host, opts.port);
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -3,9 +3,9 @@ import type { Digest } from '../digest/digest.js';
 import { sha256 } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { jsonBytes, parseJson } from '../oci/json.js';
-import type { LayoutImageReader, OciLayout } from '../oci/layout.js';
+import { LayoutImageReader, type OciLayout } from '../oci/layout.js';
 import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType } from '../oci/media-types.js';
-import { checkDescriptor } from '../oci/resolve.js';
+import { checkDescriptor, resolveImage } from '../oci/resolve.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 
 /** A blob a client may fetch: a store blob as it is, or a standard layer spliced from a block-form one. */
@@ -116,7 +116,8 @@ export async function servedImage(layout: OciLayout, tag: string, top: Descripto
   const bytes = await layout.readBlob(top);
   const parsed = parseJson<ImageManifest & ImageIndex>(bytes, `${tag}: ${top.digest}`);
   if (isBlockForm(top, parsed)) {
-    const image = await layout.openImage(tag, tag);
+    // resolved from `top` itself, not the tag again: the tag may have moved since index.json was read
+    const image = new LayoutImageReader(tag, layout, await resolveImage(top, (d) => layout.readBlob(d), tag));
     // every block present (EMISSING names the absent ones), so a pull fails before any layer moves
     await (await BlockAccess.for(image)).close();
     const { manifest, blobs } = standardManifest(image);
