@@ -217,6 +217,13 @@ test('podman pulls from serve and runs the image', async (ctx) => {
   const images = JSON.parse((await podman(['images', '--format', 'json'])).stdout) as { Id: string }[];
   const config = (await readImage(oci, '1')).manifest.config.digest.slice(7);
   assert.ok(images.some((i) => i.Id === config), `podman holds image ${config}`);
+  // podman keeps layers by diff_id: pulling the upgrade fetches only the changed layer and the config
+  await settled(server.log);
+  const from = server.log.length;
+  await podman(['pull', '--quiet', '--tls-verify=false', `${server.addr}/team/app:2`]);
+  await settled(server.log);
+  const v2 = (await (await get('/v2/team/app/manifests/2')).json()) as { config: { digest: string }; layers: { digest: string }[] };
+  assert.deepEqual(blobGets(server.log, from).sort(), [v2.config.digest, v2.layers[2].digest].sort());
   if (!hello) return ctx.skip('no static C toolchain to build a runnable program');
   try {
     const { stdout } = await podman(['run', '--rm', '--network', 'none', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', ref]);
