@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { materializeToWriter } from '../src/blocks/materialize.js';
@@ -231,6 +232,49 @@ test('podman pulls from serve and runs the image', async (ctx) => {
   } catch (err) {
     if (/runc|cgroup|setrlimit|OCI runtime/.test((err as Error).message)) return ctx.skip(`this machine cannot run containers: ${(err as Error).message.slice(-200)}`);
     throw err;
+  }
+});
+
+/** A containerd of the test's own (root, state and socket in `dir`), or undefined where it is not installed. */
+async function startContainerd(dir: string): Promise<{ sock: string; stop(): Promise<void> } | undefined> {
+  try {
+    await run('containerd', ['--version']);
+    await run('ctr', ['--version']);
+  } catch {
+    return undefined;
+  }
+  const sock = join(dir, 'c.sock');
+  const config = join(dir, 'config.toml');
+  await makeTree(dir, []);
+  await writeFile(config, `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n`);
+  const child = spawn('containerd', ['-c', config], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  for (let i = 0; i < 100 && !(await stat(sock).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+  return {
+    sock,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+test('containerd (ctr pull --plain-http) pulls from serve; the upgrade fetches only the changed layer and the config', async (ctx) => {
+  const ctd = await startContainerd(at('containerd'));
+  if (!ctd) return ctx.skip('containerd is not installed');
+  try {
+    const ctr = (args: string[]) => run('ctr', ['--address', ctd.sock, ...args]);
+    await ctr(['images', 'pull', '--plain-http', `${server.addr}/team/app:1`]);
+    const listed = (await ctr(['images', 'ls', '-q'])).stdout;
+    assert.match(listed, new RegExp(`${server.addr}/team/app:1`));
+    await settled(server.log);
+    const from = server.log.length;
+    await ctr(['images', 'pull', '--plain-http', `${server.addr}/team/app:2`]);
+    await settled(server.log);
+    const v2 = (await (await get('/v2/team/app/manifests/2')).json()) as { config: { digest: string }; layers: { digest: string }[] };
+    assert.deepEqual(blobGets(server.log, from).sort(), [v2.config.digest, v2.layers[2].digest].sort());
+  } finally {
+    await ctd.stop();
   }
 });
 
