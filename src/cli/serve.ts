@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BlockportError } from '../errors.js';
 import { storeHome } from '../oci/reference.js';
@@ -27,7 +28,7 @@ export async function serveCommand(flags: ServeFlags, ctx: CliContext): Promise<
   if (!isLoopback(host) && !flags.allowRemote) {
     throw new BlockportError('EUSAGE', `--listen ${host}: other machines could pull every image of the store, over plain http; pass --allow-remote if that is meant`);
   }
-  const server = await startServer({ home: storeHome(), host, port, cacheDir: flags.cache });
+  const server = await startServer({ home: storeHome(), host, port, cacheDir: flags.cache === undefined ? undefined : resolve(flags.cache) });
   // with --json, stdout carries only the summary: what is served goes to stderr then
   const say = ctx.json ? (line: string) => process.stderr.write(`${line}\n`) : ctx.say;
   const repos = await server.catalog.repositories();
@@ -41,9 +42,10 @@ export async function serveCommand(flags: ServeFlags, ctx: CliContext): Promise<
   }
   if (repos.size === 0) say('  (the store holds no images yet; tags added later are served as they appear)');
   say('logging one line per request to stderr; Ctrl-C stops');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  // a second Ctrl-C finds no handler and ends the process at once (the next start removes its temp files)
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
   });
   return { url: server.url, ...(await server.stop()) };
 }

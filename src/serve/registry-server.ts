@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -53,7 +54,8 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
 /** Starts serving the store read-only over the OCI distribution API. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const layout = new OciLayout(opts.home);
-  await layout.readIndex(); // a missing or broken store fails here, not at the first request
+  // a broken store fails here, not at the first request; a store not made yet serves nothing until it is
+  if (await fsp.stat(join(opts.home, 'index.json')).catch(() => undefined)) await layout.readIndex();
   const cacheDir = opts.cacheDir ?? join(opts.home, 'serve-cache');
   const cache = new LayerCache(cacheDir, layout.blobs, new VerifiedLayers(opts.home));
   await cache.removeStaleTemps();
