@@ -179,7 +179,7 @@ test('concurrent first requests of a layer splice it once; the cache then holds 
   assert.equal(code, 0);
   const summary = JSON.parse(stdout);
   assert.deepEqual(summary.spliced, { layers: 1, bytes: jars.size }, 'one splice for five requests');
-  assert.deepEqual(summary.moved, { blobs: 1, bytes: 5 * jars.size });
+  assert.deepEqual(summary.moved, { blobs: 5, bytes: 5 * jars.size });
   const cached = await readdir(join(cache, 'sha256'));
   assert.deepEqual(cached, [jars.digest.slice(7)], 'the cache file, no temp file');
   assert.equal(sha(await readFile(join(cache, 'sha256', jars.digest.slice(7)))), jars.digest);
@@ -287,7 +287,7 @@ test('SIGTERM stops serve: exit 0, a summary of what moved against a plain copy,
   const summary = JSON.parse(stdout);
   const v2 = await readImage(out, '2');
   assert.equal(summary.plainCopy.blobs, v2.manifest.layers.length + 1);
-  assert.equal(summary.moved.blobs, summary.plainCopy.blobs, 'an empty destination fetches everything');
+  assert.deepEqual(summary.moved, summary.plainCopy, 'an empty destination fetches everything');
   assert.equal(summary.spliced.layers, 2, 'the two block-form layers, spliced once each');
   const left = await readdir(join(at('cache-2'), 'sha256'));
   assert.equal(left.filter((n) => n.includes('.tmp-')).length, 0);

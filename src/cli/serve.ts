@@ -51,7 +51,7 @@ export async function serveCommand(flags: ServeFlags, ctx: CliContext): Promise<
 }
 
 export function printServe(r: Awaited<ReturnType<typeof serveCommand>>, ctx: CliContext): void {
-  ctx.say(`stopped: ${r.requests} requests, ${r.manifests} manifests; sent ${r.moved.blobs} blobs (${humanSize(r.moved.bytes)}) where a plain copy of those images moves ${r.plainCopy.blobs} blobs (${humanSize(r.plainCopy.bytes)}); spliced ${r.spliced.layers} layers (${humanSize(r.spliced.bytes)}) into the cache`);
+  ctx.say(`stopped: ${r.requests} requests; ${r.manifests} image pulls got ${r.moved.blobs} blobs (${humanSize(r.moved.bytes)}), where plain copies of those images move ${r.plainCopy.blobs} blobs (${humanSize(r.plainCopy.bytes)}); ${r.spliced.layers} layers (${humanSize(r.spliced.bytes)}) spliced into the cache`);
 }
 
 export function registerServeCommand(program: Command): void {

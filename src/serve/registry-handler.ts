@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isDigest, type Digest } from '../digest/digest.js';
+import { isDigest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { parseRange } from './byte-range.js';
 import type { LayerCache, LayerOrigin } from './layer-cache.js';
@@ -139,7 +139,7 @@ export class RegistryHandler {
     }
     const body = await this.open(x, src, start, end);
     x.res.writeHead(range ? 206 : 200, headers);
-    await this.send(x, src.digest, body);
+    await this.send(x, body);
   }
 
   private async open(x: Exchange, src: BlobSource, start: number, end: number): Promise<Readable> {
@@ -152,7 +152,7 @@ export class RegistryHandler {
     return this.catalog.layout.blobs.open(src.digest, src.size, whole ? {} : { start, end });
   }
 
-  private async send(x: Exchange, digest: Digest, body: Readable): Promise<void> {
+  private async send(x: Exchange, body: Readable): Promise<void> {
     const count = async function* (this: void, source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
         x.sent += chunk.length;
@@ -162,7 +162,7 @@ export class RegistryHandler {
     try {
       await pipeline(body, count, x.res);
     } finally {
-      this.stats.blobSent(digest, x.sent);
+      this.stats.blobSent(x.sent);
     }
   }
 }

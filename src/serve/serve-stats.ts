@@ -1,52 +1,55 @@
-import type { Digest } from '../digest/digest.js';
 import type { ServedManifest } from './served-image.js';
 
 /** What a server moved, against what a plain registry copy of the same manifests moves. */
 export interface ServeSummary {
   requests: number;
+  /** Manifests sent with their body (each is one client copying one image). */
   manifests: number;
-  /** Blobs clients fetched (whole or in part) and the body bytes sent for them. */
+  /** Blob responses with a body (whole or ranged) and the body bytes sent. */
   moved: { blobs: number; bytes: number };
   /**
-   * Every blob the fetched image manifests name, as a plain `skopeo copy` of them into an empty
-   * destination fetches: what the clients skipped because they had it is the difference.
+   * For every manifest sent, every blob it names, as a plain `skopeo copy` of that image into an
+   * empty destination fetches it: the difference from `moved` is what the clients already had.
    */
   plainCopy: { blobs: number; bytes: number };
   /** Standard layers spliced from blocks into the cache (once each). */
   spliced: { layers: number; bytes: number };
 }
 
+interface Named {
+  config?: { size: number };
+  layers?: { size: number }[];
+}
+
 /** Counts requests and bytes as the server answers them. */
 export class ServeStats {
   requests = 0;
-  private readonly manifests = new Set<Digest>();
-  private readonly named = new Map<Digest, number>();
-  private readonly moved = new Map<Digest, number>();
+  private manifests = 0;
+  private readonly moved = { blobs: 0, bytes: 0 };
+  private readonly plainCopy = { blobs: 0, bytes: 0 };
 
-  /** A manifest sent with its body: the blobs it names join the plain-copy baseline. */
+  /** A manifest sent with its body: a plain copy of that image would fetch every blob it names. */
   manifestSent(m: ServedManifest): void {
-    if (this.manifests.has(m.digest)) return;
-    this.manifests.add(m.digest);
+    this.manifests++;
+    let parsed: Named;
     try {
-      const parsed = JSON.parse(m.bytes.toString()) as { config?: { digest: Digest; size: number }; layers?: { digest: Digest; size: number }[] };
-      for (const d of [parsed.config, ...(parsed.layers ?? [])]) if (d) this.named.set(d.digest, d.size);
+      parsed = JSON.parse(m.bytes.toString()) as Named;
     } catch {
-      // served as stored; a manifest that does not parse names nothing here
+      return; // served as stored; a manifest that does not parse names nothing here
+    }
+    for (const d of [parsed.config, ...(parsed.layers ?? [])]) {
+      if (typeof d?.size !== 'number') continue;
+      this.plainCopy.blobs++;
+      this.plainCopy.bytes += d.size;
     }
   }
 
-  blobSent(digest: Digest, bytes: number): void {
-    this.moved.set(digest, (this.moved.get(digest) ?? 0) + bytes);
+  blobSent(bytes: number): void {
+    this.moved.blobs++;
+    this.moved.bytes += bytes;
   }
 
   summary(spliced: { layers: number; bytes: number }): ServeSummary {
-    const sum = (m: Map<Digest, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-    return {
-      requests: this.requests,
-      manifests: this.manifests.size,
-      moved: { blobs: this.moved.size, bytes: sum(this.moved) },
-      plainCopy: { blobs: this.named.size, bytes: sum(this.named) },
-      spliced: { ...spliced },
-    };
+    return { requests: this.requests, manifests: this.manifests, moved: { ...this.moved }, plainCopy: { ...this.plainCopy }, spliced: { ...spliced } };
   }
 }
