@@ -63,15 +63,19 @@ export function registerServeCommand(program: Command): void {
     .option('--allow-remote', 'allow listening on an address other machines reach (plain http, no auth)')
     .option('--json', 'print the summary at stop as JSON')
     .addHelpText('after', `
-Block-form images are served as the standard image 'blockport materialize' gives: same config
-and diff_ids, layers uncompressed (their digest is the diff_id), spliced on the first request and
-kept in the cache. Standard images are served as stored. Store image team/app:1 is team/app:1.
+Block-form images are served as their standard images: same config and diff_ids; layers that
+are in block form are spliced on their first request, verified, kept in the cache and served
+uncompressed (their digest is the diff_id, so unchanged layers of an upgrade keep theirs); the
+other layers as stored. Standard images are served as stored. Store image team/app:1 is
+repository team/app, tag 1. One log line per request on stderr; SIGINT/SIGTERM stop it and print
+what was sent against what plain copies of the pulled images move.
 
 Examples:
   blockport serve                                   # http://127.0.0.1:5000
-  skopeo copy --src-tls-verify=false docker://127.0.0.1:5000/app:1 oci:./app:1
-  podman pull --tls-verify=false 127.0.0.1:5000/app:1
-  ctr images pull --plain-http 127.0.0.1:5000/app:1
+  skopeo copy --src-tls-verify=false docker://127.0.0.1:5000/team/app:1 oci:./app:1
+  podman pull --tls-verify=false 127.0.0.1:5000/team/app:1
+  docker pull 127.0.0.1:5000/team/app:1
+  ctr images pull --plain-http 127.0.0.1:5000/team/app:1
   blockport serve --listen 127.0.0.1:0 --cache /var/cache/blockport   # a free port, printed at start`)
     .action(action((flags: ServeFlags) => serveCommand(flags, makeContext(Boolean(flags.json))), printServe));
 }
