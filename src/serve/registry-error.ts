@@ -15,9 +15,10 @@ export class RegistryError extends Error {
   }
 }
 
-/** Writes the spec's error body `{"errors":[{code,message,detail}]}`; HEAD gets the status only. */
-export function sendError(res: ServerResponse, err: RegistryError, head: boolean): void {
+/** Writes the spec's error body `{"errors":[{code,message,detail}]}` (HEAD gets the status only); returns the body bytes sent. */
+export function sendError(res: ServerResponse, err: RegistryError, head: boolean): number {
   const body = Buffer.from(JSON.stringify({ errors: [{ code: err.code, message: err.message, detail: {} }] }));
   res.writeHead(err.status, { ...err.headers, 'Content-Type': 'application/json', 'Content-Length': String(body.length) });
   res.end(head ? undefined : body);
+  return head ? 0 : body.length;
 }

@@ -47,7 +47,7 @@ export class RegistryHandler {
         x.res.destroy(err as Error);
         return;
       }
-      sendError(x.res, asRegistryError(err), head);
+      x.sent += sendError(x.res, asRegistryError(err), head);
     }
   }
 

@@ -51,6 +51,23 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
+/** The request's path and query; a target that is no path (`*`, `//x`) becomes one that matches no route. */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target?.startsWith('/') && !target.startsWith('//') ? target : '/-', 'http://serve.invalid');
+  } catch {
+    return new URL('/-', 'http://serve.invalid');
+  }
+}
+
+/** One log line: time, method, path, status, body bytes, milliseconds, where a layer came from, and why it failed. */
+function logLine(x: Exchange, ms: number): string {
+  const cut = x.res.writableFinished ? '' : ' (cut short)';
+  const from = x.origin ? ` ${x.origin}` : '';
+  const why = x.error && (x.res.statusCode >= 500 || cut) ? ` ${x.error}` : '';
+  return `${new Date().toISOString()} ${x.req.method} ${(x.req.url ?? '').slice(0, 300)} ${x.res.statusCode} ${x.sent} ${ms.toFixed(1)}ms${from}${cut}${why}`;
+}
+
 /** Starts serving the store read-only over the OCI distribution API. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const layout = new OciLayout(opts.home);
@@ -68,14 +85,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const server = createServer((req, res) => {
     const t0 = process.hrtime.bigint();
     stats.requests++;
-    const x: Exchange = { req, res, url: new URL(req.url ?? '/', 'http://serve.invalid'), sent: 0 };
+    const x: Exchange = { req, res, url: requestUrl(req.url), sent: 0 };
     const done = new Promise<void>((resolve) => {
       res.on('close', () => {
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        const cut = res.writableFinished ? '' : ' (cut short)';
-        const from = x.origin ? ` ${x.origin}` : '';
-        const why = x.error && (res.statusCode >= 500 || cut) ? ` ${x.error}` : '';
-        log(`${new Date().toISOString()} ${req.method} ${x.url.pathname}${x.url.search} ${res.statusCode} ${x.sent} ${ms.toFixed(1)}ms${from}${cut}${why}`);
+        log(logLine(x, Number(process.hrtime.bigint() - t0) / 1e6));
         resolve();
       });
     });
@@ -84,7 +97,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (stopping) {
       // a request on a kept-alive connection after stop(): no new work, the client retries elsewhere
       res.shouldKeepAlive = false;
-      sendError(res, new RegistryError(503, 'UNAVAILABLE', 'the server is stopping'), req.method === 'HEAD');
+      x.sent += sendError(res, new RegistryError(503, 'UNAVAILABLE', 'the server is stopping'), req.method === 'HEAD');
       return;
     }
     void handler.handle(x);
