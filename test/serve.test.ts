@@ -12,7 +12,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { materializeToWriter } from '../src/blocks/materialize.js';
-import { openImage, openWriter } from '../src/oci/open.js';
+import { openImage, openWriter } from '../src/index.js';
 import { bpOk } from './bundle-helpers.js';
 import { blobGets, settled, startServe, type Served } from './serve-helpers.js';
 import { gnuTarLayer, javaLikeTree, makeTree, readImage, run, skopeoCopy, tempDir, umociImage, type FsNode } from './fixtures/images.js';

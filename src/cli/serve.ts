@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BlockportError } from '../errors.js';
-import { storeHome } from '../oci/reference.js';
+import { storeHome } from '../store/store.js';
 import type { ServeSummary } from '../serve/serve-stats.js';
 import { action, makeContext, type CliContext } from './context.js';
 import { humanSize } from './format.js';

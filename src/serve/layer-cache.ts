@@ -5,7 +5,6 @@ import { CHUNK } from '../chunk.js';
 import type { FsBlobStore } from '../cas/blob-store.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import type { VerifiedLayers } from '../store/verified.js';
 import type { SplicedLayer } from './served-image.js';
 import { SpliceJob } from './splice-job.js';
 
@@ -31,7 +30,6 @@ export class LayerCache {
   constructor(
     readonly dir: string,
     private readonly store: FsBlobStore,
-    private readonly verified?: VerifiedLayers,
   ) {}
 
   path(d: Digest): string {
@@ -79,7 +77,7 @@ export class LayerCache {
       this.spliced.layers++;
       this.spliced.bytes += layer.size;
       // best effort, as materialize does: the layer was just seen to splice into its diff_id
-      await this.verified?.record(layer.layer.digest, layer.digest).catch(() => {});
+      await layer.record();
     });
     return job;
   }

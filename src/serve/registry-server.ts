@@ -3,8 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { BlockportError } from '../errors.js';
-import { OciLayout } from '../oci/layout.js';
-import { VerifiedLayers } from '../store/verified.js';
+import { Store } from '../store/store.js';
 import { LayerCache } from './layer-cache.js';
 import { RegistryError, sendError } from './registry-error.js';
 import { RegistryHandler, type Exchange } from './registry-handler.js';
@@ -70,13 +69,14 @@ function logLine(x: Exchange, ms: number): string {
 
 /** Starts serving the store read-only over the OCI distribution API. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const layout = new OciLayout(opts.home);
+  const store = new Store(opts.home);
+  const layout = store.layout;
   // a broken store fails here, not at the first request; a store not made yet serves nothing until it is
   if (await fsp.stat(join(opts.home, 'index.json')).catch(() => undefined)) await layout.readIndex();
   const cacheDir = opts.cacheDir ?? join(opts.home, 'serve-cache');
-  const cache = new LayerCache(cacheDir, layout.blobs, new VerifiedLayers(opts.home));
+  const cache = new LayerCache(cacheDir, layout.blobs);
   await cache.removeStaleTemps();
-  const catalog = new StoreCatalog(layout);
+  const catalog = new StoreCatalog(store);
   const stats = new ServeStats();
   const handler = new RegistryHandler(catalog, cache, stats);
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));

@@ -1,27 +1,29 @@
-import { BlockAccess } from '../blocks/block-access.js';
+import { standardImage } from '../blocks/materialize.js';
 import type { Digest } from '../digest/digest.js';
 import { sha256 } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { jsonBytes, parseJson } from '../oci/json.js';
-import { LayoutImageReader, type OciLayout } from '../oci/layout.js';
-import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType } from '../oci/media-types.js';
+import { LayoutImageReader } from '../oci/layout.js';
+import { Annotation, MediaType } from '../oci/media-types.js';
 import { checkDescriptor, resolveImage } from '../oci/resolve.js';
+import { keptLayerDescriptor, standardManifest, uncompressedLayerDescriptor, type LazyLayer } from '../oci/standard-image.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
+import type { Store } from '../store/store.js';
 
 /** A blob a client may fetch: a store blob as it is, or a standard layer spliced from a block-form one. */
 export type BlobSource =
   | { kind: 'store'; digest: Digest; size: number }
   | SplicedLayer;
 
-/** A standard layer served uncompressed: its digest is the diff_id, its size the layer-size annotation. */
+/** A standard layer served uncompressed: its digest is the diff_id, its size known before any byte is read. */
 export interface SplicedLayer {
   kind: 'spliced';
   digest: Digest;
   size: number;
-  /** The block-form image the layer belongs to (for its blocks). */
-  image: LayoutImageReader;
-  /** The block-form layer's descriptor in that image. */
-  layer: Descriptor;
+  /** The layer of the lazy standard image: its bytes, spliced from blocks when asked for. */
+  layer: LazyLayer;
+  /** Notes in the store that the block-form layer was seen to splice into its diff_id (best effort). */
+  record(): Promise<void>;
 }
 
 /** Manifest or index bytes as served, with their media type and digest. */
@@ -46,43 +48,33 @@ function served(mediaType: string, bytes: Buffer): ServedManifest {
   return { mediaType, digest: sha256(bytes), bytes };
 }
 
-/** The uncompressed size of a block-form layer, which the spec makes REQUIRED on its descriptor. */
-function layerSize(desc: Descriptor, where: string): number {
-  const v = desc.annotations?.[Annotation.layerSize];
-  if (v === undefined || !/^(0|[1-9]\d*)$/.test(v)) {
-    throw new BlockportError('ECORRUPT', `${where}: block-form layer ${desc.digest} has no ${Annotation.layerSize} annotation`, { subject: desc.digest });
-  }
-  return Number(v);
-}
-
 /**
- * The standard manifest of a block-form image, byte for byte the one `blockport materialize IMAGE
- * oci:DIR` writes (spliced layers uncompressed, kept layers unchanged): a function of the
- * block-form manifest and config only, so its digest is the same on every start of the server,
- * and a layer that did not change between two versions keeps its digest (clients skip it).
+ * The standard image of a block-form image as a registry serves it, with the manifest
+ * materialize writes when it keeps stored layers as they are (docs/spec.md section 15): layers
+ * that were in block form uncompressed (digest: the diff_id; size: the layer-size annotation, or
+ * measured once), the others as stored. A function of the block-form manifest and config only,
+ * so the digest is the same on every start of the server, and a layer that did not change between
+ * two versions keeps its digest (clients skip it).
  */
-export function standardManifest(image: LayoutImageReader): { manifest: ServedManifest; blobs: Map<Digest, BlobSource> } {
-  const diffIds = image.config.rootfs.diff_ids;
+async function servedStandardImage(image: LayoutImageReader): Promise<{ manifest: ServedManifest; blobs: Map<Digest, BlobSource> }> {
+  // BlockAccess, inside: every block must be there (EMISSING names the absent ones), so a pull fails before any layer moves
+  const img = await standardImage(image);
   const blobs = new Map<Digest, BlobSource>();
-  const layers = image.manifest.layers.map((desc, i): Descriptor => {
-    if (!isBlockLayer(desc.mediaType)) {
-      blobs.set(desc.digest, { kind: 'store', digest: desc.digest, size: desc.size });
-      const mediaType = desc.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(desc.mediaType)) : desc.mediaType;
-      return { mediaType, digest: desc.digest, size: desc.size, annotations: desc.annotations };
+  const layers: Descriptor[] = [];
+  for (const [i, layer] of img.layers.entries()) {
+    if (layer.blob) {
+      blobs.set(layer.blob.digest, { kind: 'store', digest: layer.blob.digest, size: layer.blob.size });
+      layers.push(keptLayerDescriptor(layer));
+      continue;
     }
-    const size = layerSize(desc, image.ref);
-    if (!blobs.has(diffIds[i])) blobs.set(diffIds[i], { kind: 'spliced', digest: diffIds[i], size, image, layer: desc });
-    return { mediaType: MediaType.ociLayer, digest: diffIds[i], size, annotations: { [Annotation.layerSize]: String(size) } };
-  });
-  const config = image.manifest.config;
-  blobs.set(config.digest, { kind: 'store', digest: config.digest, size: config.size });
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
-    config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
-    layers,
-  };
-  return { manifest: served(MediaType.ociManifest, jsonBytes(manifest)), blobs };
+    const size = layer.size ?? (await layer.measure());
+    const blockForm = image.manifest.layers[i].digest;
+    const record = () => image.records.record(blockForm, layer.diffId).catch(() => {});
+    if (!blobs.has(layer.diffId)) blobs.set(layer.diffId, { kind: 'spliced', digest: layer.diffId, size, layer, record });
+    layers.push(uncompressedLayerDescriptor(layer, size));
+  }
+  blobs.set(img.configDescriptor.digest, { kind: 'store', digest: img.configDescriptor.digest, size: img.configDescriptor.size });
+  return { manifest: served(MediaType.ociManifest, jsonBytes(standardManifest(img, layers))), blobs };
 }
 
 /** Whether the tag's top blob is a block-form image (docs/spec.md sections 4 and 5). */
@@ -112,15 +104,14 @@ function addManifestBlobs(m: ImageManifest, where: string, blobs: Map<Digest, Bl
  * How the store tag `tag` (whose index entry is `top`) is served: a block-form image as its
  * standard image, a standard manifest or index as it is (with the image manifests an index lists).
  */
-export async function servedImage(layout: OciLayout, tag: string, top: Descriptor): Promise<ServedImage> {
+export async function servedImage(store: Store, tag: string, top: Descriptor): Promise<ServedImage> {
+  const layout = store.layout;
   const bytes = await layout.readBlob(top);
   const parsed = parseJson<ImageManifest & ImageIndex>(bytes, `${tag}: ${top.digest}`);
   if (isBlockForm(top, parsed)) {
     // resolved from `top` itself, not the tag again: the tag may have moved since index.json was read
-    const image = new LayoutImageReader(tag, layout, await resolveImage(top, (d) => layout.readBlob(d), tag));
-    // every block present (EMISSING names the absent ones), so a pull fails before any layer moves
-    await (await BlockAccess.for(image)).close();
-    const { manifest, blobs } = standardManifest(image);
+    const image = new LayoutImageReader(tag, layout, await resolveImage(top, (d) => layout.readBlob(d), tag), store.verified);
+    const { manifest, blobs } = await servedStandardImage(image);
     return { blockForm: true, top: manifest, manifests: new Map([[manifest.digest, manifest]]), blobs };
   }
   const topServed: ServedManifest = { mediaType: top.mediaType, digest: top.digest, bytes };

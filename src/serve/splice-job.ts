@@ -1,7 +1,5 @@
 import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
-import { BlockAccess } from '../blocks/block-access.js';
-import { standardLayer } from '../blocks/standard-layer.js';
 import { fsyncDir, tempPathFor } from '../cas/atomic.js';
 import type { Digest } from '../digest/digest.js';
 import { hasherFor } from '../digest/verify.js';
@@ -65,25 +63,20 @@ export class SpliceJob {
   private async run(slot: () => Promise<() => void>): Promise<void> {
     const release = await slot();
     const tmp = this.file;
-    const { digest, size, image, layer } = this.layer;
+    const { digest, size, layer } = this.layer;
     const hasher = hasherFor(size);
     let fh: fsp.FileHandle | undefined;
     try {
       this.abort.signal.throwIfAborted();
       await fsp.mkdir(dirname(this.path), { recursive: true });
       fh = await fsp.open(tmp, 'wx', 0o644);
-      const access = await BlockAccess.for(image);
-      try {
-        for await (const chunk of standardLayer(image, layer, access)) {
-          this.abort.signal.throwIfAborted();
-          if (this.written + chunk.length > size) throw mismatch(digest, `more than the ${size} bytes the manifest says`);
-          await hasher.update(chunk);
-          await fh.write(chunk, 0, chunk.length, this.written);
-          this.written += chunk.length;
-          this.wake();
-        }
-      } finally {
-        await access.close();
+      for await (const chunk of layer.open()) {
+        this.abort.signal.throwIfAborted();
+        if (this.written + chunk.length > size) throw mismatch(digest, `more than the ${size} bytes the manifest says`);
+        await hasher.update(chunk);
+        await fh.write(chunk, 0, chunk.length, this.written);
+        this.written += chunk.length;
+        this.wake();
       }
       if (this.written !== size) throw mismatch(digest, `${this.written} bytes, the manifest says ${size}`);
       const got = await hasher.digest();

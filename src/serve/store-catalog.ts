@@ -1,9 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from '../digest/digest.js';
-import type { OciLayout } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
+import type { Store } from '../store/store.js';
 import { servedImage, type BlobSource, type ServedImage, type ServedManifest } from './served-image.js';
 
 /** Repository names as the distribution spec allows them (no registry host, no port). */
@@ -29,7 +29,11 @@ export class StoreCatalog {
   private repos = new Map<string, Map<string, Descriptor>>();
   private readonly images = new Map<Digest, Promise<ServedImage>>();
 
-  constructor(readonly layout: OciLayout) {}
+  constructor(readonly store: Store) {}
+
+  get layout() {
+    return this.store.layout;
+  }
 
   /** Repository name -> tag -> the store's descriptor, fresh from index.json. */
   async repositories(): Promise<Map<string, Map<string, Descriptor>>> {
@@ -57,7 +61,7 @@ export class StoreCatalog {
   image(repo: string, tag: string, top: Descriptor): Promise<ServedImage> {
     let p = this.images.get(top.digest);
     if (!p) {
-      p = servedImage(this.layout, `${repo}:${tag}`, top);
+      p = servedImage(this.store, `${repo}:${tag}`, top);
       this.images.set(top.digest, p);
       p.catch(() => this.images.delete(top.digest)); // a store being written may succeed later
     }
