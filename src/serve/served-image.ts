@@ -4,8 +4,9 @@ import { sha256 } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import { jsonBytes, parseJson } from '../oci/json.js';
 import { LayoutImageReader } from '../oci/layout.js';
-import { Annotation, MediaType } from '../oci/media-types.js';
-import { checkDescriptor, resolveImage } from '../oci/resolve.js';
+import { reachable } from '../oci/graph.js';
+import { Annotation, MediaType, isImageManifest, isIndex } from '../oci/media-types.js';
+import { resolveImage } from '../oci/resolve.js';
 import { keptLayerDescriptor, standardManifest, uncompressedLayerDescriptor, type LazyLayer } from '../oci/standard-image.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 import type { Store } from '../store/store.js';
@@ -83,26 +84,9 @@ function isBlockForm(top: Descriptor, parsed: ImageManifest & ImageIndex): boole
   return Array.isArray(parsed.blocks) || parsed.annotations?.[Annotation.formatVersion] !== undefined;
 }
 
-function isManifestType(t: string): boolean {
-  return t === MediaType.ociManifest || t === MediaType.dockerManifest;
-}
-
-function isIndexType(t: string): boolean {
-  return t === MediaType.ociIndex || t === MediaType.dockerManifestList;
-}
-
-/** The blobs an image manifest names (config and layers), all served from the store as they are. */
-function addManifestBlobs(m: ImageManifest, where: string, blobs: Map<Digest, BlobSource>): void {
-  if (m.schemaVersion !== 2 || !Array.isArray(m.layers)) throw new BlockportError('ECORRUPT', `${where}: not a schema 2 image manifest`);
-  for (const d of [m.config, ...m.layers]) {
-    checkDescriptor(d, where);
-    blobs.set(d.digest, { kind: 'store', digest: d.digest, size: d.size });
-  }
-}
-
 /**
  * How the store tag `tag` (whose index entry is `top`) is served: a block-form image as its
- * standard image, a standard manifest or index as it is (with the image manifests an index lists).
+ * standard image, a standard manifest or index as it is (with everything it reaches).
  */
 export async function servedImage(store: Store, tag: string, top: Descriptor): Promise<ServedImage> {
   const layout = store.layout;
@@ -114,22 +98,14 @@ export async function servedImage(store: Store, tag: string, top: Descriptor): P
     const { manifest, blobs } = await servedStandardImage(image);
     return { blockForm: true, top: manifest, manifests: new Map([[manifest.digest, manifest]]), blobs };
   }
+  if (!isIndex(top) && !isImageManifest(top)) throw new BlockportError('EUNSUPPORTED', `${tag}: ${top.mediaType} is not an image manifest or index`);
   const topServed: ServedManifest = { mediaType: top.mediaType, digest: top.digest, bytes };
-  const manifests = new Map([[top.digest, topServed]]);
+  const manifests = new Map<Digest, ServedManifest>();
   const blobs = new Map<Digest, BlobSource>();
-  if (isManifestType(top.mediaType)) {
-    addManifestBlobs(parsed, `${tag}: manifest ${top.digest}`, blobs);
-  } else if (isIndexType(top.mediaType) && Array.isArray(parsed.manifests)) {
-    for (const [i, child] of parsed.manifests.entries()) {
-      checkDescriptor(child, `${tag}: manifests[${i}]`);
-      if (!isManifestType(child.mediaType)) continue; // nested indexes are not served
-      const childBytes = await layout.readBlob(child).catch(() => undefined);
-      if (!childBytes) continue; // a platform the store does not hold
-      manifests.set(child.digest, { mediaType: child.mediaType, digest: child.digest, bytes: childBytes });
-      addManifestBlobs(parseJson<ImageManifest>(childBytes, `${tag}: ${child.digest}`), `${tag}: manifest ${child.digest}`, blobs);
-    }
-  } else {
-    throw new BlockportError('EUNSUPPORTED', `${tag}: ${top.mediaType} is not an image manifest or index`);
+  // every manifest an index reaches is served by digest, every config and layer as a blob
+  for (const d of await reachable(top, (x) => layout.readBlob(x), tag)) {
+    if (isIndex(d) || isImageManifest(d)) manifests.set(d.digest, d.digest === top.digest ? topServed : { mediaType: d.mediaType, digest: d.digest, bytes: await layout.readBlob(d) });
+    else blobs.set(d.digest, { kind: 'store', digest: d.digest, size: d.size });
   }
   return { blockForm: false, top: topServed, manifests, blobs };
 }
