@@ -8,6 +8,7 @@ import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { registerBuildCommand } from './build.js';
 import { registerStatsCommand } from './stats.js';
+import { registerServeCommand } from './serve.js';
 import { action, makeContext } from './context.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
@@ -93,6 +94,7 @@ Examples:
   registerStoreCommands(program);
   registerBuildCommand(program);
   registerStatsCommand(program);
+  registerServeCommand(program);
   return program;
 }
 

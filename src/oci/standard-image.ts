@@ -92,15 +92,39 @@ export function checkLayer(layer: LazyLayer, index: number, got: { digest: Diges
   }
 }
 
+/** The descriptor a standard manifest gives a layer kept as its stored blob (see `LazyLayer.blob`). */
+export function keptLayerDescriptor(layer: LazyLayer): Descriptor {
+  const b = layer.blob!;
+  const mediaType = b.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(b.mediaType)) : b.mediaType;
+  const annotations = layer.size === undefined ? b.annotations : { ...b.annotations, [Annotation.layerSize]: String(layer.size) };
+  return { mediaType, digest: b.digest, size: b.size, ...(annotations ? { annotations } : {}) };
+}
+
+/** The descriptor of a layer stored uncompressed: its digest is the diff_id. */
+export function uncompressedLayerDescriptor(layer: LazyLayer, size: number): Descriptor {
+  return { mediaType: ociLayerType('none'), digest: layer.diffId, size, annotations: { [Annotation.layerSize]: String(size) } };
+}
+
+/**
+ * The standard manifest of `img` with these layer descriptors: the config kept byte for byte.
+ * A function of its inputs only, so the same image gives the same manifest digest anywhere
+ * (`blockport serve` relies on it: docs/spec.md section 15).
+ */
+export function standardManifest(img: StandardImage, layers: Descriptor[]): ImageManifest {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: img.configDescriptor.digest, size: img.configDescriptor.size },
+    layers,
+  };
+}
+
 /** Writes one layer's blob: copied as it is, from a plan on a copy thread, or streamed (and compressed). */
 async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, index: number, compression: Compression | undefined): Promise<Descriptor> {
   const keep = layer.blob && (compression === undefined || compressionOf(layer.blob.mediaType) === compression);
   if (keep) {
-    const b = layer.blob!;
-    await dst.copyBlob(img.source, b);
-    const mediaType = b.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(b.mediaType)) : b.mediaType;
-    const annotations = layer.size === undefined ? b.annotations : { ...b.annotations, [Annotation.layerSize]: String(layer.size) };
-    return { mediaType, digest: b.digest, size: b.size, ...(annotations ? { annotations } : {}) };
+    await dst.copyBlob(img.source, layer.blob!);
+    return keptLayerDescriptor(layer);
   }
   const c = compression ?? 'none';
   const size = layer.size ?? (await layer.measure());
@@ -111,8 +135,8 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
     // not as a copy plan: a blob must be hashed, and one copy thread reads, hashes and writes in
     // turn, where the stream overlaps the three (java v2 to oci:, 5.7 s streamed, 10.7 s planned).
     // A docker-archive output runs plans, two layers at once, and skips hashing verified layers.
-    const stored = await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
-    return { mediaType: ociLayerType('none'), digest: stored.digest, size: stored.size, annotations };
+    await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
+    return uncompressedLayerDescriptor(layer, size);
   }
   // compressed: the blob's digest is new, so the diff_id is checked on the way into the compressor
   const body = Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK });
@@ -154,12 +178,7 @@ export async function writeImageTo(dst: ImageWriter, img: StandardImage, opts: W
       layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(out[i].annotations?.[Annotation.layerSize] ?? out[i].size), spliced: layer.spliced, hashed: !kept });
     }
     await dst.copyBlob(img.source, img.configDescriptor);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: img.configDescriptor.digest, size: img.configDescriptor.size },
-      layers: out,
-    };
+    const manifest = standardManifest(img, out);
     const platform = platformOf(img.config);
     const desc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
     await dst.commit(desc);
