@@ -15,6 +15,8 @@ export abstract class ResolvedImageReader {
   readonly manifestDescriptor: Descriptor;
   readonly config: ImageConfig;
   readonly configBytes: Buffer;
+  /** What the reference is tagged to: a transport manifest, an index, or the manifest itself. */
+  readonly top: Descriptor;
 
   constructor(
     readonly ref: string,
@@ -25,6 +27,7 @@ export abstract class ResolvedImageReader {
     this.manifestDescriptor = resolved.manifestDescriptor;
     this.config = resolved.config;
     this.configBytes = resolved.configBytes;
+    this.top = resolved.top;
   }
 
   async close(): Promise<void> {}
@@ -36,8 +39,11 @@ export interface ResolvedImage {
   manifestDescriptor: Descriptor;
   config: ImageConfig;
   configBytes: Buffer;
-  /** The index the tag named, when it named one (block-form images are tagged as an index). */
+  /** The index the tag named, when it named one (block-form images written before 5.1 are tagged as an index). */
   index?: { descriptor: Descriptor; index: ImageIndex; bytes: Buffer };
+  /** What the tag names (transport manifest, index or manifest) and its bytes. */
+  top: Descriptor;
+  topBytes: Buffer;
 }
 
 /** Checks the fields of a descriptor that blockport relies on. */
@@ -76,6 +82,7 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
   let desc = top;
   let index: ResolvedImage['index'];
   let bytes = await read(desc);
+  const topBytes = bytes;
   for (let depth = 0; desc.mediaType === MediaType.ociIndex || desc.mediaType === MediaType.dockerManifestList; depth++) {
     if (depth > 2) throw new BlockportError('EUNSUPPORTED', `${where}: indexes nested too deep`);
     const idx = parseJson<ImageIndex>(bytes, `${where}: index ${desc.digest}`);
@@ -88,7 +95,17 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
   if (desc.mediaType !== MediaType.ociManifest && desc.mediaType !== MediaType.dockerManifest) {
     throw new BlockportError('EUNSUPPORTED', `${where}: ${desc.mediaType} is not an image manifest`);
   }
-  const manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+  let manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+  if (manifest?.config?.mediaType === MediaType.blockManifest) {
+    // a transport manifest (docs/spec.md 5.1): the block-form manifest is its config
+    const carried = checkDescriptor(manifest.config, `${where}: transport manifest config`);
+    const listed = new Set((Array.isArray(manifest.layers) ? manifest.layers : []).map((l, i) => checkDescriptor(l, `${where}: transport layers[${i}]`).digest));
+    desc = { mediaType: MediaType.ociManifest, digest: carried.digest, size: carried.size };
+    bytes = await read({ ...desc, mediaType: MediaType.blockManifest });
+    manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+    const unlisted = [manifest.config, ...(manifest.layers ?? []), ...(manifest.blocks ?? [])].filter((d) => !listed.has(d?.digest));
+    if (unlisted.length) throw new BlockportError('ECORRUPT', `${where}: transport manifest ${top.digest} does not list ${unlisted.length} blob(s) of its image, e.g. ${unlisted[0]?.digest}`);
+  }
   if (manifest.schemaVersion !== 2 || !Array.isArray(manifest.layers)) {
     throw new BlockportError('ECORRUPT', `${where}: manifest ${desc.digest} is not a schema 2 image manifest`);
   }
@@ -102,5 +119,5 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
     throw new BlockportError('ECORRUPT', `${where}: config lists ${diffIds?.length ?? 0} diff_ids for ${manifest.layers.length} layers`);
   }
   diffIds.forEach((d, i) => parseDigest(d, `${where}: diff_ids[${i}]`));
-  return { manifest, manifestBytes: bytes, manifestDescriptor: desc, config, configBytes, index };
+  return { manifest, manifestBytes: bytes, manifestDescriptor: desc, config, configBytes, index, top: { mediaType: top.mediaType, digest: top.digest, size: top.size, ...(top.artifactType ? { artifactType: top.artifactType } : {}) }, topBytes };
 }
