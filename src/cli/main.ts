@@ -5,6 +5,9 @@ import { BlockportError } from '../errors.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { action, makeContext } from './context.js';
+import { registerCopy } from './copy.js';
+import { registerPull } from './pull.js';
+import { registerPush } from './push.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
 const blockifyCli = () => import('./blockify.js');
@@ -90,6 +93,9 @@ Examples:
 
   registerBundleCommands(program);
   registerStoreCommands(program);
+  registerPush(program);
+  registerPull(program);
+  registerCopy(program);
   return program;
 }
 

@@ -40,6 +40,12 @@ export class RemoteImageReader extends ResolvedImageReader implements ImageReade
   openBlob(desc: Descriptor): Promise<Readable> {
     return this.repo.openBlob(desc);
   }
+
+  /** A small blob, verified: manifests through the manifests API (registries may not serve them as blobs). */
+  async readBlob(d: Descriptor): Promise<Buffer> {
+    if (d.digest === this.resolved.top.digest) return this.resolved.topBytes;
+    return isManifestType(d.mediaType) ? (await this.repo.getManifest(d.digest)).bytes : this.repo.readBlob(d);
+  }
 }
 
 /**

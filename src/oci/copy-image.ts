@@ -1,0 +1,126 @@
+import { Readable } from 'node:stream';
+import type { Digest } from '../digest/digest.js';
+// reachable() is moving to src/oci; until then the walk is borrowed from the bundle code
+import { isIndex, isManifest, reachable } from '../bundle/reachable.js';
+import { readSmall } from './json.js';
+import { Annotation, isBlockLayer } from './media-types.js';
+import type { ImageReader, ImageWriter } from './image.js';
+import type { Descriptor } from './types.js';
+
+/** What the reference is tagged to (transport manifest, index or manifest): what a copy commits. */
+export function topOf(src: ImageReader): Descriptor {
+  const r = src as ImageReader & { top?: Descriptor; resolved?: { top?: Descriptor; index?: { descriptor: Descriptor } } };
+  return r.top ?? r.resolved?.top ?? r.resolved?.index?.descriptor ?? src.manifestDescriptor;
+}
+
+/** A small blob (index, manifest, config) of `src`, verified: from what the reader already holds when it can. */
+export async function readSmallBlob(src: ImageReader, d: Descriptor): Promise<Buffer> {
+  const r = src as ImageReader & { readBlob?: (d: Descriptor) => Promise<Buffer>; resolved?: { top?: Descriptor; topBytes?: Buffer; index?: { descriptor: Descriptor; bytes: Buffer } } };
+  if (d.digest === src.manifestDescriptor.digest) return src.manifestBytes;
+  if (d.digest === src.manifest.config.digest) return src.configBytes;
+  if (r.resolved?.topBytes && d.digest === r.resolved.top?.digest) return r.resolved.topBytes;
+  if (r.resolved?.index && d.digest === r.resolved.index.descriptor.digest) return r.resolved.index.bytes;
+  if (r.readBlob) return r.readBlob(d);
+  return readSmall(await src.openBlob(d), `${src.ref}: blob ${d.digest}`);
+}
+
+/** Blobs and bytes: what a transfer moved, found already there, or would move. */
+export interface Tally {
+  blobs: number;
+  bytes: number;
+}
+
+export interface TransferStats {
+  /** Every blob the image reaches (indexes and manifests included). */
+  total: Tally;
+  /** Sent or fetched in this run. */
+  moved: Tally;
+  /** The destination had them already. */
+  present: Tally;
+  /**
+   * What a plain `skopeo copy` of the standard image would move to this destination: the config, the
+   * manifest and each standard layer whose block-form (or unchanged) layer the destination lacks,
+   * at its uncompressed size (`io.blockport.layer.size`; registries then gzip it).
+   */
+  standard: Tally;
+}
+
+export interface CopyOptions {
+  /** Blobs transferred at once (default 4). */
+  concurrency?: number;
+  onProgress?: (p: { bytes: number; total: number }) => void;
+}
+
+/** Runs `fn` over `items`, at most `limit` at once; the first error stops the rest. */
+export async function forEachBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/** The standard image's share of a transfer, given which blobs the destination had before. */
+export function standardTally(src: ImageReader, had: ReadonlySet<Digest>): Tally {
+  const out: Tally = { blobs: 2, bytes: src.manifest.config.size + src.manifestDescriptor.size };
+  for (const l of src.manifest.layers) {
+    if (had.has(l.digest)) continue;
+    out.blobs++;
+    out.bytes += isBlockLayer(l.mediaType) ? Number(l.annotations?.[Annotation.layerSize] ?? l.size) : l.size;
+  }
+  return out;
+}
+
+/**
+ * Copies the image `src` names to `dst` as it is: every blob reachable from its top descriptor
+ * (transport manifest, index, manifests, config, layers, blocks), each once, then commits the same
+ * top descriptor, so the copy has the same digest. Blobs `dst` holds are skipped; the rest move
+ * `concurrency` at a time. Works for any reader and writer (layouts, archives, registries, the store).
+ */
+export async function copyImage(src: ImageReader, dst: ImageWriter, o: CopyOptions = {}): Promise<{ top: Descriptor; stats: TransferStats }> {
+  const top = topOf(src);
+  const stats: TransferStats = { total: { blobs: 0, bytes: 0 }, moved: { blobs: 0, bytes: 0 }, present: { blobs: 0, bytes: 0 }, standard: { blobs: 0, bytes: 0 } };
+  try {
+    const all = await reachable(top, (d) => readSmallBlob(src, d), src.ref);
+    const had = new Set<Digest>();
+    const total = all.reduce((n, d) => n + d.size, 0);
+    let done = 0;
+    const tick = (n: number) => o.onProgress?.({ bytes: (done += n), total });
+    const blobs = all.filter((d) => !isIndex(d) && !isManifest(d));
+    await forEachBounded(blobs, o.concurrency ?? 4, async (d) => {
+      if (await dst.hasBlob(d)) {
+        had.add(d.digest);
+        stats.present.blobs++;
+        stats.present.bytes += d.size;
+      } else {
+        await dst.copyBlob(src, d);
+        stats.moved.blobs++;
+        stats.moved.bytes += d.size;
+      }
+      tick(d.size);
+    });
+    // manifests and indexes last, through putBlob: a registry writer PUTs them at commit, children first
+    for (const d of all.filter((x) => isIndex(x) || isManifest(x))) {
+      await dst.putBlob(Readable.from([await readSmallBlob(src, d)]), { digest: d.digest, size: d.size });
+      stats.moved.blobs++;
+      stats.moved.bytes += d.size;
+      tick(d.size);
+    }
+    stats.total = { blobs: all.length, bytes: total };
+    stats.standard = standardTally(src, had);
+    await dst.commit(top);
+    return { top, stats };
+  } catch (err) {
+    await dst.abort();
+    throw err;
+  }
+}
