@@ -4,11 +4,8 @@
  * registry's garbage collector, copy with skopeo, and refuse to run by mistake.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { blockify } from '../src/blocks/blockify.js';
 import { rulesFor } from '../src/blocks/rules.js';
@@ -19,72 +16,8 @@ import { Repository } from '../src/registry/repository.js';
 import { uploadBlob } from '../src/registry/upload.js';
 import { sha256 } from '../src/digest/digest.js';
 import { blockport, ok } from './cli.js';
+import { getJson, htpasswdLine, startRegistry, type Json, type LocalRegistry } from './fixtures/registry.js';
 import { gnuTarLayer, javaLikeTree, makeTree, nodeModulesTree, readImage, run, skopeoCopy, tempDir, umociImage } from './fixtures/images.js';
-
-interface LocalRegistry {
-  host: string;
-  config: string;
-  /** Everything the registry logged so far. */
-  log(): string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Starts `docker-registry serve` on 127.0.0.1 with its storage in `dir`; htpasswd auth when given. */
-async function startRegistry(dir: string, htpasswd?: string): Promise<LocalRegistry> {
-  const port = await freePort();
-  const config = join(dir, 'config.yml');
-  const auth = htpasswd ? `auth:\n  htpasswd:\n    realm: blockport-test\n    path: ${htpasswd}\n` : '';
-  await mkdir(join(dir, 'data'), { recursive: true });
-  await writeFile(config, `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: blockport-test\n${auth}`);
-  const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  child.stdout!.on('data', (b: Buffer) => out.push(b));
-  child.stderr!.on('data', (b: Buffer) => out.push(b));
-  const host = `127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const up = await fetch(`http://${host}/v2/`).then((r) => r.status, () => 0);
-    if (up === 200 || up === 401) break;
-    if (i > 100 || child.exitCode !== null) throw new Error(`docker-registry did not start: ${Buffer.concat(out).toString()}`);
-    await sleep(50);
-  }
-  return {
-    host,
-    config,
-    log: () => Buffer.concat(out).toString(),
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
-
-/** A bcrypt htpasswd line, by htpasswd when installed, else by the C library's crypt through perl. */
-async function htpasswdLine(user: string, pass: string): Promise<string | undefined> {
-  const viaHtpasswd = await run('htpasswd', ['-nbB', user, pass]).then((r) => r.stdout.trim(), () => undefined);
-  if (viaHtpasswd) return viaHtpasswd;
-  const alphabet = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const salt = Array.from({ length: 22 }, (_, i) => alphabet[(i * 7 + 3) % 64]).join('');
-  const hash = await run('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1])', pass, `$2b$05$${salt}`]).then((r) => r.stdout, () => '');
-  return hash.startsWith('$2b$05$') && hash.length === 60 ? `${user}:${hash}` : undefined;
-}
-
-type Json = Record<string, any>;
-
-async function getJson(host: string, path: string): Promise<Json> {
-  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
-  const res = await fetch(`http://${host}${path}`, { headers: { accept } });
-  assert.equal(res.status, 200, `GET ${path}`);
-  return (await res.json()) as Json;
-}
 
 describe('block-form images through a registry', () => {
   let t: { dir: string; cleanup(): Promise<void> };
