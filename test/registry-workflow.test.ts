@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { openImage } from '../src/oci/open.js';
+import { openImage } from '../src/index.js';
 import { pullImage } from '../src/registry/pull.js';
 import type { RemoteImageReader } from '../src/registry/remote-image.js';
 import { blockport, CLI, ok } from './cli.js';

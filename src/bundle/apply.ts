@@ -1,20 +1,22 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
 import { acquireLock } from '../cas/lock.js';
 import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { MAX_JSON_BLOB } from '../oci/json.js';
-import { FsBlobStore } from '../cas/blob-store.js';
+import type { FileSpot } from '../oci/image.js';
+import { MAX_JSON_BLOB, readSmall } from '../oci/json.js';
+import { openFile } from '../cas/blob-store.js';
 import { LayoutImageReader, OciLayout } from '../oci/layout.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
-import { resolveImage } from '../oci/resolve.js';
+import { resolveImage, type ResolvedImage } from '../oci/resolve.js';
 import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
 import { VerifiedLayers } from '../store/verified.js';
 import type { Descriptor } from '../oci/types.js';
 import { blobMember, type BundleManifest } from './format.js';
-import { reachable } from './reachable.js';
+import { reachable } from '../oci/graph.js';
 import { openBundle, type OpenedBundle } from './read.js';
 import { trustedKeys, verifyManifest } from './sign.js';
 
@@ -132,18 +134,37 @@ async function promote(m: BundleManifest, layout: OciLayout, staging: string): P
   await fsyncDir(layout.blobs.dir);
 }
 
-/** The store's blobs with this apply's staged ones over them: what the store holds once they move in. */
-class StagedOverStore extends FsBlobStore {
+/**
+ * A target as the store will hold it once the staged blobs move in: blobs are read from staging
+ * when this apply staged them, else from the store.
+ */
+export class StagedImageReader extends LayoutImageReader {
   constructor(
-    root: string,
+    ref: string,
+    layout: OciLayout,
+    resolved: ResolvedImage,
     private readonly staging: string,
     private readonly staged: ReadonlySet<Digest>,
   ) {
-    super(root);
+    super(ref, layout, resolved);
   }
 
-  override path(digest: Digest): string {
-    return this.staged.has(digest) ? join(this.staging, digestHex(digest)) : super.path(digest);
+  private stagedPath(d: Descriptor): string | undefined {
+    return this.staged.has(d.digest) ? join(this.staging, digestHex(d.digest)) : undefined;
+  }
+
+  protected override async openStored(desc: Descriptor): Promise<Readable> {
+    const p = this.stagedPath(desc);
+    return p ? openFile(p).pipe(new VerifyingStream(desc.digest, desc.size, p)) : super.openStored(desc);
+  }
+
+  override async readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.stagedPath(desc) ? readSmall(await this.openStored(desc), `blob ${desc.digest}`) : super.readBlob(desc);
+  }
+
+  override async locate(desc: Descriptor): Promise<FileSpot | undefined> {
+    const p = this.stagedPath(desc);
+    return p ? { path: p, offset: 0, size: desc.size, blobFile: true } : super.locate(desc);
   }
 }
 
@@ -156,12 +177,11 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, staging: strin
   const verified = new VerifiedLayers(layout.root);
   const staged = new Set<Digest>();
   for (const b of m.blobs) if ((await sizeOf(join(staging, digestHex(b.digest)))) === b.size) staged.add(b.digest);
-  const files = new StagedOverStore(layout.root, staging, staged);
   const read = stagedOrStored(layout, staging);
   const images = [];
   for (const t of m.targets) {
     const ref = `${label}: ${t.name}`;
-    images.push(new LayoutImageReader(ref, layout, await resolveImage(t.descriptor, read, ref), files));
+    images.push(new StagedImageReader(ref, layout, await resolveImage(t.descriptor, read, ref), staging, staged));
   }
   // layers already recorded are skipped, so the bar may end short of its total
   const total = images.flatMap((i) => i.manifest.layers).filter((l) => isBlockLayer(l.mediaType)).reduce((n, l) => n + Number(l.annotations?.[Annotation.layerSize] ?? 0), 0);

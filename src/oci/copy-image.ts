@@ -1,27 +1,13 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest/digest.js';
-// reachable() is moving to src/oci; until then the walk is borrowed from the bundle code
-import { isIndex, isManifest, reachable } from '../bundle/reachable.js';
-import { readSmall } from './json.js';
-import { Annotation, isBlockLayer } from './media-types.js';
+import { reachable } from './graph.js';
+import { Annotation, isBlockLayer, isImageManifest, isIndex } from './media-types.js';
 import type { ImageReader, ImageWriter } from './image.js';
 import type { Descriptor } from './types.js';
 
-/** What the reference is tagged to (transport manifest, index or manifest): what a copy commits. */
-export function topOf(src: ImageReader): Descriptor {
-  const r = src as ImageReader & { top?: Descriptor; resolved?: { top?: Descriptor; index?: { descriptor: Descriptor } } };
-  return r.top ?? r.resolved?.top ?? r.resolved?.index?.descriptor ?? src.manifestDescriptor;
-}
-
-/** A small blob (index, manifest, config) of `src`, verified: from what the reader already holds when it can. */
-export async function readSmallBlob(src: ImageReader, d: Descriptor): Promise<Buffer> {
-  const r = src as ImageReader & { readBlob?: (d: Descriptor) => Promise<Buffer>; resolved?: { top?: Descriptor; topBytes?: Buffer; index?: { descriptor: Descriptor; bytes: Buffer } } };
-  if (d.digest === src.manifestDescriptor.digest) return src.manifestBytes;
-  if (d.digest === src.manifest.config.digest) return src.configBytes;
-  if (r.resolved?.topBytes && d.digest === r.resolved.top?.digest) return r.resolved.topBytes;
-  if (r.resolved?.index && d.digest === r.resolved.index.descriptor.digest) return r.resolved.index.bytes;
-  if (r.readBlob) return r.readBlob(d);
-  return readSmall(await src.openBlob(d), `${src.ref}: blob ${d.digest}`);
+/** Whether `d` is an index or manifest (PUT to a registry's manifests API, not uploaded as a blob). */
+export function isManifestLike(d: Descriptor): boolean {
+  return isIndex(d) || isImageManifest(d);
 }
 
 /** Blobs and bytes: what a transfer moved, found already there, or would move. */
@@ -87,15 +73,15 @@ export function standardTally(src: ImageReader, had: ReadonlySet<Digest>): Tally
  * `concurrency` at a time. Works for any reader and writer (layouts, archives, registries, the store).
  */
 export async function copyImage(src: ImageReader, dst: ImageWriter, o: CopyOptions = {}): Promise<{ top: Descriptor; stats: TransferStats }> {
-  const top = topOf(src);
+  const top = src.top;
   const stats: TransferStats = { total: { blobs: 0, bytes: 0 }, moved: { blobs: 0, bytes: 0 }, present: { blobs: 0, bytes: 0 }, standard: { blobs: 0, bytes: 0 } };
   try {
-    const all = await reachable(top, (d) => readSmallBlob(src, d), src.ref);
+    const all = await reachable(top, (d) => src.readBlob(d), src.ref);
     const had = new Set<Digest>();
     const total = all.reduce((n, d) => n + d.size, 0);
     let done = 0;
     const tick = (n: number) => o.onProgress?.({ bytes: (done += n), total });
-    const blobs = all.filter((d) => !isIndex(d) && !isManifest(d));
+    const blobs = all.filter((d) => !isManifestLike(d));
     await forEachBounded(blobs, o.concurrency ?? 4, async (d) => {
       if (await dst.hasBlob(d)) {
         had.add(d.digest);
@@ -109,8 +95,8 @@ export async function copyImage(src: ImageReader, dst: ImageWriter, o: CopyOptio
       tick(d.size);
     });
     // manifests and indexes last, through putBlob: a registry writer PUTs them at commit, children first
-    for (const d of all.filter((x) => isIndex(x) || isManifest(x))) {
-      await dst.putBlob(Readable.from([await readSmallBlob(src, d)]), { digest: d.digest, size: d.size });
+    for (const d of all.filter(isManifestLike)) {
+      await dst.putBlob(Readable.from([await src.readBlob(d)]), { digest: d.digest, size: d.size });
       stats.moved.blobs++;
       stats.moved.bytes += d.size;
       tick(d.size);

@@ -1,19 +1,19 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FsBlobStore } from '../cas/blob-store.js';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
 import { acquireLock } from '../cas/lock.js';
 import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
-import { isIndex, isManifest, reachable } from '../bundle/reachable.js';
+import { StagedImageReader } from '../bundle/apply.js';
+import { reachable } from '../oci/graph.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { forEachBounded, readSmallBlob, standardTally, topOf, type TransferStats } from '../oci/copy-image.js';
+import { forEachBounded, isManifestLike, standardTally, type TransferStats } from '../oci/copy-image.js';
 import type { ImageReader } from '../oci/image.js';
-import { LayoutImageReader, OciLayout } from '../oci/layout.js';
+import { OciLayout } from '../oci/layout.js';
 import type { Descriptor } from '../oci/types.js';
-import type { ResolvedImageReader } from '../oci/resolve.js';
+import { resolveImage } from '../oci/resolve.js';
 import { VerifiedLayers } from '../store/verified.js';
 
 export interface PullOptions {
@@ -39,21 +39,6 @@ async function sizeOf(p: string): Promise<number | undefined> {
   return fsp.stat(p).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
 }
 
-/** The store's blobs with the staged ones over them: what the store holds once they move in. */
-class StagedOverStore extends FsBlobStore {
-  constructor(
-    root: string,
-    private readonly staging: string,
-    private readonly staged: ReadonlySet<Digest>,
-  ) {
-    super(root);
-  }
-
-  override path(digest: Digest): string {
-    return this.staged.has(digest) ? join(this.staging, digestHex(digest)) : super.path(digest);
-  }
-}
-
 /** Refuses an image that is not in block form: pull and push move block-form images only. */
 export function requireBlockForm(src: ImageReader, verb: string): void {
   if (src.manifest.blocks) return;
@@ -72,12 +57,12 @@ export async function pullImage(src: ImageReader, home: string, tag: string, o: 
   requireBlockForm(src, 'pull');
   await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
   const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
-  const top = topOf(src);
+  const top = src.top;
   const staging = pullStaging(home, top.digest);
   const layout = new OciLayout(home);
   const stats: PullResult['stats'] = { total: { blobs: 0, bytes: 0 }, moved: { blobs: 0, bytes: 0 }, present: { blobs: 0, bytes: 0 }, standard: { blobs: 0, bytes: 0 }, resumed: { blobs: 0, bytes: 0 } };
   try {
-    const all = await reachable(top, (d) => readSmallBlob(src, d), src.ref);
+    const all = await reachable(top, (d) => src.readBlob(d), src.ref);
     stats.total = { blobs: all.length, bytes: all.reduce((n, d) => n + d.size, 0) };
     await fsp.mkdir(staging, { recursive: true });
     const had = new Set<Digest>();
@@ -99,7 +84,7 @@ export async function pullImage(src: ImageReader, home: string, tag: string, o: 
         stats.resumed.bytes += d.size;
         return tick(d.size);
       }
-      const source = isIndex(d) || isManifest(d) ? Readable.from([await readSmallBlob(src, d)]) : await src.openBlob(d);
+      const source = isManifestLike(d) ? Readable.from([await src.readBlob(d)]) : await src.openBlob(d);
       const count = new HashingStream((n) => tick(n), false);
       await streamToFileAtomic(file, source, [new VerifyingStream(d.digest, d.size, `${src.ref}: blob ${d.digest}`), count]);
       stats.moved.blobs++;
@@ -109,8 +94,8 @@ export async function pullImage(src: ImageReader, home: string, tag: string, o: 
     stats.standard = standardTally(src, had);
     // nothing enters blobs/ before every block-form layer is known to give its diff_id
     const verified = new VerifiedLayers(home);
-    const staged_ = new LayoutImageReader(src.ref, layout, (src as unknown as ResolvedImageReader).resolved, new StagedOverStore(home, staging, staged));
-    const splices = await verifySplices(staged_, verified);
+    const resolved = await resolveImage(top, (d) => src.readBlob(d), src.ref);
+    const splices = await verifySplices(new StagedImageReader(src.ref, layout, resolved, staging, staged), verified);
     await fsp.mkdir(layout.blobs.dir, { recursive: true });
     for (const d of staged) {
       const file = join(staging, digestHex(d));

@@ -1,7 +1,7 @@
 import { BlockportError } from '../errors.js';
 import { copyImage, type TransferStats } from '../oci/copy-image.js';
-import { openImage, openWriter } from '../oci/open.js';
-import { formatRef, parseRef, storeHome } from '../oci/reference.js';
+import { formatRef, openImage, openWriter, parseRef } from '../oci/transport.js';
+import { storeHome } from '../store/store.js';
 import type { Descriptor } from '../oci/types.js';
 import { configureRegistries } from './client.js';
 import { pullImage, requireBlockForm, type PullResult } from './pull.js';
@@ -72,7 +72,7 @@ export async function pull(src: string, dst: string, flags: TransferFlags, onPro
   requireTransport(src, 'docker', 'the source');
   requireTransport(dst, 'store', 'the destination');
   configure(flags);
-  const target = parseRef(dst) as { transport: 'store'; name: string };
+  const target = parseRef(dst) as unknown as { transport: 'store'; name: string };
   const reader = await openImage(src);
   try {
     const r = await pullImage(reader, storeHome(), target.name, { concurrency: jobs(flags.jobs), onProgress });
@@ -91,7 +91,7 @@ export async function copy(src: string, dst: string, flags: TransferFlags, onPro
   }
   const reader = await openImage(src);
   try {
-    const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target);
+    const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
     const remote = target.transport === 'docker' ? (writer as RemoteImageWriter) : undefined;
     return { source: src, destination: dst, top: r.top, stats: r.stats, ...(remote ? { mounted: remote.stats.mounted, uploaded: sent(remote) } : {}) };
