@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDigest, sha256, type Digest } from '../digest/digest.js';
-import { checkSize, VerifyingStream } from '../digest/verify.js';
+import { checkSize, hasherFor } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { MAX_JSON_BLOB, readSmall } from '../oci/json.js';
 import { MediaType, isManifestType } from '../oci/media-types.js';
@@ -171,22 +171,42 @@ export class Repository {
   /** Range requests sent to resume a blob after a dropped connection (for tests and statistics). */
   resumes = 0;
 
-  /** A stream of blob `desc`, failing at its end unless digest and size match. */
+  /**
+   * A stream of blob `desc`, failing at its end unless digest and size match. It reads nothing
+   * before it is consumed, so it cannot fail while the caller is still getting ready to read it.
+   */
   async openBlob(desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
     checkSize(desc.size, this.where(`@${desc.digest}`));
     const what = `blob ${desc.digest} from ${this.where()}`;
     const it = this.blobBytes(desc, what, signal);
     const first = await it.next(); // a 404 or 401 fails here, before the caller writes anything
-    async function* all(): AsyncGenerator<Buffer> {
-      if (first.done) return;
-      yield first.value;
-      yield* it;
+    async function* verified(): AsyncGenerator<Buffer> {
+      const hasher = hasherFor(desc.size);
+      let hashed = false;
+      const check = (chunk: Buffer) => {
+        const queued = hasher.update(chunk);
+        if (hasher.size > desc.size) throw new BlockportError('EDIGEST', `${what}: more than the expected ${desc.size} bytes`, { subject: desc.digest });
+        return queued;
+      };
+      try {
+        if (!first.done) {
+          await check(first.value);
+          yield first.value;
+        }
+        for await (const chunk of it) {
+          await check(chunk);
+          yield chunk;
+        }
+        if (hasher.size !== desc.size) throw new BlockportError('EDIGEST', `${what}: truncated (${hasher.size} of ${desc.size} bytes)`, { subject: desc.digest });
+        const got = await hasher.digest();
+        hashed = true;
+        if (got !== desc.digest) throw new BlockportError('EDIGEST', `${what}: digest mismatch (got ${got})`, { subject: desc.digest });
+      } finally {
+        if (!hashed) hasher.drop?.();
+        await it.return(undefined);
+      }
     }
-    const raw = Readable.from(all(), { objectMode: false, highWaterMark: CHUNK });
-    const verified = new VerifyingStream(desc.digest, desc.size, what);
-    raw.on('error', (err) => verified.destroy(err));
-    verified.on('close', () => raw.destroy());
-    return raw.pipe(verified);
+    return Readable.from(verified(), { objectMode: false, highWaterMark: CHUNK });
   }
 
   /** A small blob (config), read whole and verified. */
