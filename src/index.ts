@@ -16,4 +16,5 @@ export { materialize, materializeToWriter, materializeToStream, standardImage, t
 export { describeImage, type ImageDescription } from './blocks/describe.js';
 export { rulesFor, parseSize, PRESETS, type Preset, type BlockRules } from './blocks/rules.js';
 export { formatImportEntry, parseImportEntry, importEntryName, type ImportEntry } from './blocks/import-entry.js';
-export { writeBlockFormImage } from './blocks/packaging.js';
+export { writeBlockFormImage, transportManifest } from './blocks/packaging.js';
+export { copyImage, type TransferStats } from './oci/copy-image.js';

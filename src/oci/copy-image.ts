@@ -37,22 +37,26 @@ export interface CopyOptions {
   onProgress?: (p: { bytes: number; total: number }) => void;
 }
 
-/** Runs `fn` over `items`, at most `limit` at once; the first error stops the rest. */
+/**
+ * Runs `fn` over `items`, at most `limit` at once. The first error stops new items from starting;
+ * it is thrown once the running ones have settled, so nothing is still writing when the caller
+ * cleans up.
+ */
 export async function forEachBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  let failed = false;
+  let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
+    while (!failure && next < items.length) {
       const item = items[next++];
       try {
         await fn(item);
-      } catch (err) {
-        failed = true;
-        throw err;
+      } catch (error) {
+        failure ??= { error };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.error;
 }
 
 /** The standard image's share of a transfer, given which blobs the destination had before. */
