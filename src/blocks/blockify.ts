@@ -50,7 +50,8 @@ export interface LayerStats {
 }
 
 export interface BlockifyResult {
-  index: Descriptor;
+  /** What the destination tag names: the transport manifest (docs/spec.md 5.1). */
+  top: Descriptor;
   manifest: Descriptor;
   layers: LayerStats[];
   blocks: Descriptor[];
@@ -545,7 +546,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size };
     const all = uniqueBlocks(blocks);
     const written = await writeBlockFormImage(dst, { config, configJson: src.config, layers, blocks: all });
-    await dst.commit(written.index);
+    await dst.commit(written.top);
     return { ...written, layers: stats, blocks: all };
   } catch (err) {
     await dst.abort();

@@ -39,7 +39,8 @@ export interface BuiltLayer extends LayerStats {
 export interface BuildResult {
   /** Where the image was written. */
   destination: string;
-  index: Descriptor;
+  /** What the tag names: the block-form image's transport manifest (docs/spec.md 5.1). */
+  top: Descriptor;
   manifest: Descriptor;
   config: Descriptor;
   platform: Platform;
@@ -155,7 +156,7 @@ export async function build(config: BuildConfig, options: BuildOptions = {}): Pr
       const configDesc = await putJson(dst, MediaType.ociConfig, configJson);
       const all = uniqueBlocks(blocks);
       const written = await writeBlockFormImage(dst, { config: configDesc, configJson, layers, blocks: all });
-      await dst.commit(written.index);
+      await dst.commit(written.top);
       return { destination: c.to, ...written, config: configDesc, platform, baseLayers: kept.layers.length, layers: built, blocks: all };
     } catch (err) {
       await dst.abort();

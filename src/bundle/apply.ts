@@ -176,7 +176,7 @@ async function promote(m: BundleManifest, layout: OciLayout, staging: string, co
  * A target as the store will hold it once the staged blobs move in: blobs are read from staging
  * when this apply staged them, else from the store.
  */
-class StagedImageReader extends LayoutImageReader {
+export class StagedImageReader extends LayoutImageReader {
   constructor(
     ref: string,
     layout: OciLayout,

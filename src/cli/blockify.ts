@@ -63,5 +63,5 @@ export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ct
   ctx.say(table(rows));
   ctx.say(`\n${r.source} -> ${r.destination}`);
   ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
-  ctx.say(`image ${r.index.digest}`);
+  ctx.say(`image ${r.top.digest}`);
 }

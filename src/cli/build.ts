@@ -98,7 +98,7 @@ export function printBuild(r: BuildResult, ctx: CliContext): void {
   ctx.say(table(rows));
   const bsize = r.blocks.reduce((n, b) => n + b.size, 0);
   ctx.say(`\n${r.destination}: ${r.baseLayers} base layers + ${r.layers.length} built, ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.platform.os}/${r.platform.architecture}`);
-  ctx.say(`image ${r.index.digest}`);
+  ctx.say(`image ${r.top.digest}`);
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];

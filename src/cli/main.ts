@@ -10,6 +10,9 @@ import { registerBuildCommand } from './build.js';
 import { registerStatsCommand } from './stats.js';
 import { registerServeCommand } from './serve.js';
 import { action, makeContext } from './context.js';
+import { registerCopy } from './copy.js';
+import { registerPull } from './pull.js';
+import { registerPush } from './push.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
 const blockifyCli = () => import('./blockify.js');
@@ -95,6 +98,9 @@ Examples:
   registerBuildCommand(program);
   registerStatsCommand(program);
   registerServeCommand(program);
+  registerPush(program);
+  registerPull(program);
+  registerCopy(program);
   return program;
 }
 

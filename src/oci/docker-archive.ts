@@ -129,7 +129,7 @@ async function synthesize(index: TarIndex, entry: DockerEntry, ref: string): Pro
   const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers };
   const manifestBytes = jsonBytes(manifest);
   const manifestDescriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256(manifestBytes), size: manifestBytes.length };
-  return [{ manifest, manifestBytes, manifestDescriptor, config, configBytes }, places];
+  return [{ manifest, manifestBytes, manifestDescriptor, config, configBytes, top: manifestDescriptor, topBytes: manifestBytes }, places];
 }
 
 /**
