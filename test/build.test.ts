@@ -74,6 +74,11 @@ describe('blockport build', () => {
     const digests = (r: Json) => (r.blocks as Json[]).map((b) => `${b.mediaType} ${b.digest}`).sort();
     assert.equal(built.blocks.length, 5 + 6 + 4, 'five jars, six packages (the nested one is inside the first), two packages + two dist-infos');
     assert.deepEqual(digests(built), digests(blockified));
+    // compressed layers go through a temp tar, not straight from the files: the same blocks, the same diff_ids
+    const gz = JSON.parse((await ok(['build', '--from', 'scratch', '--add', `${tree}:/`, '--preset', 'java,node,python', '--compress', 'gzip', '--json', `oci:${join(t.dir, 'built-gz')}:1`], env)).stdout);
+    assert.deepEqual(digests(gz), digests(built));
+    assert.deepEqual(gz.layers.map((l: Json) => l.diffId), built.layers.map((l: Json) => l.diffId));
+    assert.equal((await readImage(join(t.dir, 'built-gz'), '1')).manifest.layers[0].mediaType, 'application/vnd.blockport.layer.v1.tar+gzip');
   });
 
   it('materializes to the tree: umoci unpacks what was added, owned by root, modes normalised', async () => {
