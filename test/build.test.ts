@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { blockport, ok } from './cli.js';
@@ -74,6 +75,11 @@ describe('blockport build', () => {
     const digests = (r: Json) => (r.blocks as Json[]).map((b) => `${b.mediaType} ${b.digest}`).sort();
     assert.equal(built.blocks.length, 5 + 6 + 4, 'five jars, six packages (the nested one is inside the first), two packages + two dist-infos');
     assert.deepEqual(digests(built), digests(blockified));
+    // compressed layers go through a temp tar, not straight from the files: the same blocks, the same diff_ids
+    const gz = JSON.parse((await ok(['build', '--from', 'scratch', '--add', `${tree}:/`, '--preset', 'java,node,python', '--compress', 'gzip', '--json', `oci:${join(t.dir, 'built-gz')}:1`], env)).stdout);
+    assert.deepEqual(digests(gz), digests(built));
+    assert.deepEqual(gz.layers.map((l: Json) => l.diffId), built.layers.map((l: Json) => l.diffId));
+    assert.equal((await readImage(join(t.dir, 'built-gz'), '1')).manifest.layers[0].mediaType, 'application/vnd.blockport.layer.v1.tar+gzip');
   });
 
   it('materializes to the tree: umoci unpacks what was added, owned by root, modes normalised', async () => {
@@ -213,6 +219,22 @@ describe('blockport build', () => {
       assert.match(r.stderr, /secret\.key: permission denied/);
       assert.ok(!(await tagged(home)).includes('bad:1'));
     });
+  });
+
+  it('a file rewritten while the image is built fails the build (exit code 4) and tags nothing', async () => {
+    const { build } = await import('../src/build/build.js');
+    await import('../src/transports.js');
+    const src = join(t.dir, 'changing');
+    await makeTree(src, [{ path: 'a.txt', type: 'file', content: 'a' }, { path: 'z-big.jar', type: 'file', content: { size: 3_000_000, seed: 8 } }]);
+    let cut = false;
+    const home = join(t.dir, 'changing-home');
+    const run = build(
+      { from: 'scratch', layers: [{ files: [{ src, dest: '/app' }] }], preset: ['java'], to: `oci:${home}:1` },
+      { env: {}, onProgress: () => { if (!cut) { cut = true; truncateSync(join(src, 'z-big.jar'), 1000); } } },
+    );
+    await assert.rejects(run, (e: Error & { code?: string; exitCode?: number }) => e.code === 'EDIGEST' && e.exitCode === 4 && /z-big\.jar: changed while the image was built/.test(e.message));
+    assert.ok(cut);
+    assert.deepEqual(await tagged(home), []);
   });
 
   it('stats: blocks shared by images and teams, and the bytes saved', async () => {

@@ -566,9 +566,9 @@ export interface LayerFileResult {
 
 /**
  * Blockifies one standard layer held uncompressed in a plain file, with the same rules and code
- * as `blockify` (so equal files and folders give equal blocks): `build` writes each layer it makes
- * as a deterministic tar, then hands it here. By position (copy threads) when the output is
- * uncompressed, streamed (and compressed) otherwise.
+ * as `blockify` (so equal files and folders give equal blocks): `build` writes a layer it
+ * compresses as a deterministic tar, a snapshot, then hands it here. By position (copy threads)
+ * when the output is uncompressed, streamed (and compressed) otherwise.
  */
 export async function blockifyLayerFile(
   file: string,
@@ -612,8 +612,8 @@ export interface LayerPart {
  * Blockifies a layer given as parts rather than as a tar file (build's source files, listed with
  * their headers): the same LayerBlockifier and rules as `blockify`, bodies read by copy threads
  * straight from the files that hold them, so the standard tar is never written. The block-form
- * layer (uncompressed) and the blocks go to `dst`. The caller hashes
- * the standard tar for its diff_id.
+ * layer (uncompressed) and the blocks go to `dst`; the caller hashes the standard tar for its
+ * diff_id.
  */
 export async function blockifyParts(
   parts: Iterable<LayerPart>,

@@ -47,6 +47,10 @@ async function direct(entries: TreeEntry[], dst: ImageWriter, index: number, o: 
   let r: Awaited<ReturnType<typeof blockifyParts>>;
   try {
     r = await blockifyParts(layerParts(entries, o.meta), dst, o);
+  } catch (err) {
+    // a copy thread found a file shorter than listed: name the file that changed
+    if (err instanceof BlockportError && err.code === 'EDIGEST') checkUnchanged(entries);
+    throw err;
   } finally {
     await hashing.catch(() => {});
   }
