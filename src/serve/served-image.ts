@@ -58,7 +58,9 @@ function served(mediaType: string, bytes: Buffer): ServedManifest {
  * two versions keeps its digest (clients skip it).
  */
 async function servedStandardImage(image: LayoutImageReader): Promise<{ manifest: ServedManifest; blobs: Map<Digest, BlobSource> }> {
-  // BlockAccess, inside: every block must be there (EMISSING names the absent ones), so a pull fails before any layer moves
+  // every block must be there (EMISSING names the absent ones), so a pull fails before any layer
+  // moves. Kept open for the server's life: over the store, its blocks are the store's own files
+  // (no temp copies to release), and only folder-block indexes are held in memory.
   const img = await standardImage(image);
   const blobs = new Map<Digest, BlobSource>();
   const layers: Descriptor[] = [];
