@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+
 /**
  * Bytes per file read and per stream buffer. 256 KiB hashes nearly as fast as 1 MiB (sha256 is
  * per-call bound below ~64 KiB) while every pipeline stage buffers a quarter as much: peak RSS on
@@ -32,4 +34,32 @@ export async function* coalesce(source: AsyncIterable<Buffer>, size = CHUNK): As
     n += piece.length;
   }
   if (n > 0) yield acc.subarray(0, n);
+}
+
+/** Reads the first bytes of `stream` without losing them: the returned stream starts at byte 0. */
+export async function peek(stream: Readable, n = 8): Promise<{ head: Buffer; stream: Readable }> {
+  const it = stream[Symbol.asyncIterator]();
+  const parts: Buffer[] = [];
+  let have = 0;
+  let done = false;
+  while (have < n) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    parts.push(r.value);
+    have += r.value.length;
+  }
+  const head = Buffer.concat(parts);
+  async function* rest() {
+    if (head.length) yield head;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value as Buffer;
+    }
+  }
+  return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false, highWaterMark: CHUNK }) };
 }

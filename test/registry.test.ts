@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { blockify } from '../src/blocks/blockify.js';
 import { rulesFor } from '../src/blocks/rules.js';
-import { openImage, openWriter } from '../src/oci/open.js';
+import { openImage, openWriter } from '../src/index.js';
 import { RegistryClient } from '../src/registry/client.js';
 import type { RemoteImageWriter } from '../src/registry/remote-image.js';
 import { Repository } from '../src/registry/repository.js';

@@ -8,10 +8,10 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { materializeToDockerArchive } from '../src/blocks/materialize.js';
+import { materializeToStream } from '../src/blocks/materialize.js';
 import { blockify } from '../src/blocks/blockify.js';
 import { rulesFor } from '../src/blocks/rules.js';
-import { openImage, openWriter } from '../src/oci/open.js';
+import { openImage, openWriter } from '../src/index.js';
 import { blockport, ok } from './cli.js';
 import {
   diffIdsOf, gnuTarLayer, javaLikeTree, makeTree, nastyTree, nodeModulesTree, pythonTree, readImage, run,
@@ -65,9 +65,8 @@ describe('blockify + materialize round trip on images made by other tools', () =
       if (form === 'docker-archive') {
         // uncompressed layers in a file are blockified by position (copy threads); streamed, the result is the same image
         const reader = await openImage(input);
-        const plain = await openWriter(`oci:${join(t.dir, 'bf-streamed')}:1`);
-        const streamed = Object.assign(Object.create(Object.getPrototypeOf(plain)), plain, { putPlan: undefined });
-        const again = await blockify(reader, streamed, { rules: rulesFor(['java', 'node', 'python']) });
+        const streamed = Object.assign(Object.create(Object.getPrototypeOf(reader)), reader, { locate: async () => undefined });
+        const again = await blockify(streamed, await openWriter(`oci:${join(t.dir, 'bf-streamed')}:1`), { rules: rulesFor(['java', 'node', 'python']) });
         await reader.close();
         assert.equal(again.manifest.digest, r.manifest.digest, 'streamed and positional blockify agree');
         assert.deepEqual(again.layers.map((l) => [l.blocks, l.newBlocks, l.outputSize]), r.layers.map((l: { blocks: number; newBlocks: number; outputSize: number }) => [l.blocks, l.newBlocks, l.outputSize]));
@@ -87,7 +86,7 @@ describe('blockify + materialize round trip on images made by other tools', () =
       const reader = await openImage(`oci:${bf}:1`);
       const streamed: Buffer[] = [];
       const sink = new Writable({ write: (c: Buffer, _e, cb) => (streamed.push(c), cb()) });
-      await materializeToDockerArchive(reader, { stream: sink }, ['app:1']);
+      await materializeToStream(reader, sink, ['app:1']);
       await reader.close();
       assert.ok(Buffer.concat(streamed).equals(await readFile(archive)), 'docker-archive file and stream are byte for byte the same');
       const configRaw = JSON.parse((await run('skopeo', ['inspect', '--config', '--raw', `docker-archive:${archive}`])).stdout);

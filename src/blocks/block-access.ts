@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FsBlobStore } from '../cas/blob-store.js';
-import type { Digest } from '../digest/digest.js';
-import { BlockportError } from '../errors.js';
+import { FsBlobStore, openFile } from '../cas/blob-store.js';
+import { Hasher, type Digest } from '../digest/digest.js';
+import { BlockportError, fromSystemError } from '../errors.js';
 import { FileBytes } from '../tar/bytes.js';
-import type { ImageReader } from '../oci/image.js';
+import type { FileSpot, ImageReader } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
@@ -24,34 +24,50 @@ export interface DirMember {
 }
 
 /**
- * Reads blocks for materialize: whole file blocks as streams and folder-block members by byte
- * range. Blocks come from the source's files when it keeps them (layouts, the store); otherwise
- * they are first copied, verified, into a temp store so ranges work.
+ * Reads blocks for materialize: file blocks and folder-block members by byte range, from where the
+ * source keeps them (a layout's or the store's blob files, an archive's members). Blocks the
+ * source does not keep in a file (a registry) are first copied, verified, into a temp store.
  */
 export class BlockAccess {
   private readonly dirIndexes = new Map<Digest, Map<string, DirMember>>();
   private tmp?: string;
 
   private constructor(
-    private readonly files: FsBlobStore,
+    private readonly spots: Map<Digest, FileSpot>,
     readonly blocks: Map<Digest, Descriptor>,
   ) {}
 
   static async for(src: ImageReader): Promise<BlockAccess> {
     const blocks = new Map((src.manifest.blocks ?? []).map((b) => [b.digest, b] as const));
-    if (src.files) {
-      const missing: Digest[] = [];
-      for (const b of blocks.values()) if ((await src.files.size(b.digest)) !== b.size) missing.push(b.digest);
+    const spots = new Map<Digest, FileSpot>();
+    const elsewhere: Descriptor[] = [];
+    for (const b of blocks.values()) {
+      const spot = await src.locate(b);
+      if (spot) spots.set(b.digest, spot);
+      else elsewhere.push(b);
+    }
+    const access = new BlockAccess(spots, blocks);
+    if (elsewhere.length === 0) return access;
+    access.tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-blocks-'));
+    const store = new FsBlobStore(access.tmp);
+    const missing: Digest[] = [];
+    try {
+      for (const b of elsewhere) {
+        try {
+          await store.put(await src.openBlob(b), { digest: b.digest, size: b.size });
+          spots.set(b.digest, (await store.locate(b))!);
+        } catch (err) {
+          if (!(err instanceof BlockportError && err.code === 'EMISSING')) throw err;
+          missing.push(b.digest);
+        }
+      }
       if (missing.length) {
         throw new BlockportError('EMISSING', `${src.ref}: ${missing.length} block(s) missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`, { subject: missing[0] });
       }
-      return new BlockAccess(src.files, blocks);
+    } catch (err) {
+      await access.close();
+      throw err;
     }
-    const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-blocks-'));
-    const store = new FsBlobStore(tmp);
-    for (const b of blocks.values()) await store.put(await src.openBlob(b), { digest: b.digest, size: b.size });
-    const access = new BlockAccess(store, blocks);
-    access.tmp = tmp;
     return access;
   }
 
@@ -69,8 +85,8 @@ export class BlockAccess {
    * Where a block's bytes are, for reading ranges of it. They are not hashed when read: the
    * layer's diff_id check covers every byte taken (see materialize), and finds a corrupt block.
    */
-  pathOf(d: Descriptor): string {
-    return this.files.path(d.digest);
+  spotOf(d: Descriptor): FileSpot {
+    return this.spots.get(d.digest)!;
   }
 
   /** The members of a folder block by relative path (indexed once, headers only kept). */
@@ -79,9 +95,10 @@ export class BlockAccess {
     if (idx) return idx;
     idx = new Map();
     // headers only: member data is skipped, not read (the diff_id check covers what is taken)
-    const fh = await this.files.openHandle(d.digest);
+    const spot = this.spotOf(d);
+    const fh = await openSpot(spot, d.digest);
     try {
-      await this.indexDir(d, new TarReader(new FileBytes(fh.fd, d.size, `block ${d.digest}`), `block ${d.digest}`), idx);
+      await this.indexDir(d, new TarReader(new FileBytes(fh.fd, d.size, `block ${d.digest}`, spot.offset), `block ${d.digest}`), idx);
     } finally {
       await fh.close();
     }
@@ -112,11 +129,14 @@ export class BlockAccess {
     for (const dg of digests) {
       const d = this.blocks.get(dg);
       if (!d) continue;
+      const spot = this.spotOf(d);
+      const h = new Hasher();
       try {
-        for await (const _ of await this.files.open(d.digest, d.size));
+        if (d.size > 0) for await (const chunk of openFile(spot.path, spot.offset, spot.offset + d.size - 1)) h.update(chunk);
       } catch {
         return dg;
       }
+      if (h.size !== d.size || h.digest() !== d.digest) return dg;
     }
     return undefined;
   }
@@ -124,4 +144,12 @@ export class BlockAccess {
   async close(): Promise<void> {
     if (this.tmp) await fsp.rm(this.tmp, { recursive: true, force: true });
   }
+}
+
+/** Opens the file a spot lies in; EMISSING when it is gone (a blob removed under us). */
+async function openSpot(spot: FileSpot, digest: Digest): Promise<fsp.FileHandle> {
+  return fsp.open(spot.path, 'r').catch((err) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlockportError('EMISSING', `blob ${digest} is missing (${spot.path})`, { subject: digest });
+    throw fromSystemError(err, spot.path);
+  });
 }

@@ -210,7 +210,7 @@ function positionalInput(dst: ImageWriter, threads: CopyThreads, fd: number, spo
       return b;
     },
     whole: (entry) => ({ path: spot.path, offset: spot.offset + entry.offset, size: entry.raw.length + entry.header.size + paddingOf(entry.header.size) }),
-    put: (pieces) => dst.putPlan!(pieces, threads),
+    put: (pieces) => dst.putPlan(pieces, threads),
   };
 }
 
@@ -436,10 +436,10 @@ async function blockifyLayerOnce(
 /** Blocks written ahead of the block-form layer, by position. */
 const BLOCKS_AHEAD = 4;
 
-/** Where an uncompressed layer lies in a plain file, when blockify can read it by position and `dst` write copy plans. */
-function layerSpot(src: ImageReader, dst: ImageWriter, desc: Descriptor, diffId: Digest, compression: Compression): FileSpot | undefined {
-  if (compression !== 'none' || desc.digest !== diffId || !dst.putPlan) return undefined;
-  return src.locateFile?.(desc) ?? (src.files ? { path: src.files.path(desc.digest), offset: 0 } : undefined);
+/** Where an uncompressed layer lies in a plain file, when blockify can read it by position. */
+async function layerSpot(src: ImageReader, desc: Descriptor, diffId: Digest, compression: Compression): Promise<FileSpot | undefined> {
+  if (compression !== 'none' || desc.digest !== diffId) return undefined;
+  return src.locate(desc);
 }
 
 /**
@@ -481,7 +481,7 @@ async function blockifyLayerAt(
     }
     let stored: StoredBlob;
     try {
-      stored = await dst.putPlan!(readAhead(layer(), BLOCKS_AHEAD), threads);
+      stored = await dst.putPlan(readAhead(layer(), BLOCKS_AHEAD), threads);
     } finally {
       // no block may still be written once the threads stop (its temp file would stay behind)
       await Promise.allSettled([...b.inflight]);
@@ -523,7 +523,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
         bytes += n;
         options.onProgress?.({ layer: i, layers: diffIds.length, bytes });
       };
-      const spot = layerSpot(src, dst, desc, diffId, compression);
+      const spot = await layerSpot(src, desc, diffId, compression);
       const { b, file, stored: direct, uncompressedSize } = spot
         ? await blockifyLayerAt(spot, dst, desc, diffId, matcher, tmp, (threads ??= CopyThreads.start(3)), onBytes)
         : await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });

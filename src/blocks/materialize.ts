@@ -1,226 +1,155 @@
-import { Readable, Transform, type Writable } from 'node:stream';
-import type { Digest } from '../digest/digest.js';
-import { VerifyingStream } from '../digest/verify.js';
-import { BlockportError } from '../errors.js';
-import { compressor, openUncompressed } from '../oci/compression.js';
-import { writeDockerArchive, writeDockerArchiveFile, type DockerArchiveImage } from '../oci/docker-archive.js';
-import type { ImageReader, ImageWriter } from '../oci/image.js';
-import { Annotation, MediaType, compressionOf, isBlockLayer, ociLayerType, type Compression } from '../oci/media-types.js';
-import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { BlockAccess } from './block-access.js';
-import { putJson, platformOf } from './packaging.js';
-import { canPlan, explainMismatch, layerPlan, standardLayer } from './standard-layer.js';
-import type { VerifiedLayers } from '../store/verified.js';
 import type { Piece } from '../cas/copy-plan.js';
-import { CHUNK } from '../chunk.js';
+import type { Digest } from '../digest/digest.js';
+import { NO_RECORDS, type ImageReader, type ImageWriter } from '../oci/image.js';
+import { annotatedSize, compressionOf, isBlockLayer } from '../oci/media-types.js';
+import { writeImage, type ImageRef } from '../oci/transport.js';
+import { writeDockerArchive } from '../oci/docker-archive.js';
+import { writeImageTo, type LazyLayer, type StandardImage, type WriteImageOptions, type WrittenImage, type WrittenLayer } from '../oci/standard-image.js';
+import type { Descriptor } from '../oci/types.js';
+import { BlockAccess } from './block-access.js';
+import { explainMismatch, layerPlan, planSpot, standardLayer } from './standard-layer.js';
 
-export interface MaterializeOptions {
-  /**
-   * Layer compression in oci:/store outputs. Unset: spliced layers are stored uncompressed and the
-   * others keep their blobs (nothing is recompressed). Set: every layer ends up in that compression.
-   */
-  compression?: Compression;
+export interface MaterializeOptions extends WriteImageOptions {
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
-  signal?: AbortSignal;
-  /**
-   * The store's record of verified layers, when the source is the store: to a docker-archive, a
-   * recorded block-form layer (and a plain uncompressed layer, whose blob is its diff_id) is
-   * copied without hashing; every output records the block-form layers it hashed. Unset: every
-   * layer is hashed and nothing recorded.
-   */
-  verified?: VerifiedLayers;
-  /** Hash every layer even when it is recorded as verified. */
+  /** Hash every layer even when the source records it as verified (see ImageReader.records). */
   verify?: boolean;
 }
 
-export interface MaterializedLayer {
-  index: number;
-  diffId: Digest;
-  size: number;
-  /** True when the layer was spliced from blocks; false when copied or only decompressed. */
-  spliced: boolean;
-  /** False when its bytes were not hashed again: verified before (see MaterializeOptions.verified). */
-  hashed: boolean;
+export type MaterializedLayer = WrittenLayer;
+export type MaterializeResult = WrittenImage;
+
+/** A standard image being produced from a source; `close` releases the blocks it reads. */
+export interface OpenStandardImage extends StandardImage {
+  /** Records the block-form layers a write hashed and matched (best effort; see ImageReader.records). */
+  record(written: WrittenLayer[]): Promise<void>;
+  close(): Promise<void>;
 }
 
-export interface MaterializeResult {
-  /** The manifest written (oci:/store outputs) — absent for docker-archive. */
-  manifest?: Descriptor;
-  configDigest: Digest;
-  layers: MaterializedLayer[];
-}
-
-/** The uncompressed size of layer i: blockport's annotation, else measured by reading it once. */
-async function layerSize(src: ImageReader, desc: Descriptor, access: BlockAccess): Promise<number> {
-  const known = desc.annotations?.[Annotation.layerSize];
-  if (known !== undefined && /^\d+$/.test(known)) return Number(known);
-  if (!isBlockLayer(desc.mediaType) && compressionOf(desc.mediaType) === 'none') return desc.size;
-  let n = 0;
-  for await (const c of isBlockLayer(desc.mediaType) ? standardLayer(src, desc, access) : await openUncompressed(await src.openBlob(desc), desc.digest)) n += c.length;
-  return n;
-}
-
-/**
- * Whether layer `desc` may be copied without hashing: the source is the store, and the layer is
- * recorded as splicing into `diffId`, or is a plain uncompressed blob (whose digest is the
- * diff_id, verified when it was stored).
- */
-async function isVerified(desc: Descriptor, diffId: Digest, opts: MaterializeOptions): Promise<boolean> {
-  if (!opts.verified || opts.verify) return false;
-  if (!isBlockLayer(desc.mediaType)) return compressionOf(desc.mediaType) === 'none' && desc.digest === diffId;
-  return opts.verified.has(desc.digest, diffId);
-}
-
-/**
- * Records the block-form layers just hashed and matched (see VerifiedLayers). Best effort: a store
- * that cannot be written (read-only, full) only means the next materialize hashes them again.
- */
-async function recordVerified(src: ImageReader, layers: MaterializedLayer[], opts: MaterializeOptions): Promise<void> {
-  if (!opts.verified) return;
-  for (const l of layers) {
-    if (l.spliced && l.hashed) await opts.verified.record(src.manifest.layers[l.index].digest, l.diffId).catch(() => {});
-  }
+/** The uncompressed size of a layer without reading it, when that can be known. */
+function knownSize(desc: Descriptor): number | undefined {
+  return annotatedSize(desc) ?? (!isBlockLayer(desc.mediaType) && compressionOf(desc.mediaType) === 'none' ? desc.size : undefined);
 }
 
 /**
  * Counts bytes for the progress bar as they pass: chunks, or copy-plan pieces as they are planned
  * (a few MiB ahead of the disk). No stream hop: materialize is per-chunk-cost bound.
  */
-async function* counted<T extends Piece>(source: AsyncIterable<T>, opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): AsyncGenerator<T> {
+async function* counted<T extends Piece>(source: AsyncIterable<T>, onBytes: (n: number) => void): AsyncGenerator<T> {
   for await (const p of source) {
-    counter.bytes += Buffer.isBuffer(p) ? p.length : p.size;
-    opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
+    onBytes(Buffer.isBuffer(p) ? p.length : p.size);
     yield p;
   }
 }
 
-/** Counts bytes for the progress bar (no hashing: the diff_id check hashes once). */
-function progress(opts: MaterializeOptions, i: number, layers: number, counter: { bytes: number }): Transform {
-  return new Transform({
-    highWaterMark: CHUNK,
-    transform(chunk: Buffer, _enc, cb) {
-      counter.bytes += chunk.length;
-      opts.onProgress?.({ layer: i, layers, bytes: counter.bytes });
-      cb(null, chunk);
+/**
+ * The standard image `src` stands for, its layers produced on demand: layers never in block form
+ * come from their blobs (decompressed when read as bytes), block-form layers are spliced from
+ * blocks, streamed or (when the bytes lie in files) as copy plans. A layer the source records as
+ * verified is marked so (writers may skip hashing it) unless `verify` is set.
+ */
+export async function standardImage(src: ImageReader, opts: MaterializeOptions = {}): Promise<OpenStandardImage> {
+  const access = await BlockAccess.for(src);
+  const diffIds = src.config.rootfs.diff_ids;
+  let bytes = 0;
+  let current = 0; // the layer whose bytes were asked for last, for the error message
+  const tick = (i: number) => (n: number) => {
+    bytes += n;
+    opts.onProgress?.({ layer: i, layers: diffIds.length, bytes });
+  };
+  const layers: LazyLayer[] = [];
+  for (const [i, desc] of src.manifest.layers.entries()) {
+    const spliced = isBlockLayer(desc.mediaType);
+    const spot = await planSpot(src, desc);
+    const size = knownSize(desc);
+    layers.push({
+      diffId: diffIds[i],
+      size,
+      spliced,
+      verified: await isVerified(src, desc, diffIds[i], opts),
+      blob: spliced ? undefined : desc,
+      async measure() {
+        if (size !== undefined) return size;
+        let n = 0;
+        for await (const c of standardLayer(src, desc, access)) n += c.length;
+        return n;
+      },
+      open() {
+        opts.signal?.throwIfAborted();
+        current = i;
+        return counted(standardLayer(src, desc, access), tick(i));
+      },
+      plan: spot
+        ? () => {
+            current = i;
+            return counted(layerPlan(spot, desc, access), tick(i));
+          }
+        : undefined,
+    });
+  }
+  return {
+    ref: src.ref,
+    config: src.config,
+    configBytes: src.configBytes,
+    configDescriptor: src.manifest.config,
+    layers,
+    source: src,
+    explain: (err, i) => explainMismatch(err, src, access, i ?? current),
+    async record(written) {
+      // a store that cannot be written (read-only, full) only means the next materialize hashes again
+      for (const l of written) if (l.spliced && l.hashed) await src.records.record(src.manifest.layers[l.index].digest, l.diffId).catch(() => {});
     },
-  });
+    close: () => access.close(),
+  };
 }
 
-/** Materializes into a docker-archive (file or stream): uncompressed layers, manifest.json first. */
-export async function materializeToDockerArchive(src: ImageReader, target: { file: string } | { stream: Writable }, repoTags: string[], opts: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const access = await BlockAccess.for(src);
+/**
+ * Whether layer `desc` may be copied without hashing: the source records it as splicing into
+ * `diffId`, or it is a plain uncompressed blob of a place that keeps records (its digest is the
+ * diff_id, verified when it was stored).
+ */
+async function isVerified(src: ImageReader, desc: Descriptor, diffId: Digest, opts: MaterializeOptions): Promise<boolean> {
+  if (opts.verify) return false;
+  if (src.records === NO_RECORDS) return false;
+  if (!isBlockLayer(desc.mediaType)) return compressionOf(desc.mediaType) === 'none' && desc.digest === diffId;
+  return src.records.has(desc.digest, diffId);
+}
+
+/** Runs `write` on the standard image of `src`, then records what it verified. */
+async function produce(src: ImageReader, opts: MaterializeOptions, write: (img: OpenStandardImage) => Promise<WrittenImage>): Promise<MaterializeResult> {
+  const img = await standardImage(src, opts);
   try {
-    const diffIds = src.config.rootfs.diff_ids;
-    const counter = { bytes: 0 };
-    const layers: MaterializedLayer[] = [];
-    const image: DockerArchiveImage = { configBytes: src.configBytes, repoTags, layers: [] };
-    let current = 0; // the layer being written, for the error message
-    for (const [i, desc] of src.manifest.layers.entries()) {
-      const size = await layerSize(src, desc, access);
-      const verified = await isVerified(desc, diffIds[i], opts);
-      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType), hashed: !verified });
-      image.layers.push({
-        diffId: diffIds[i],
-        size,
-        verified,
-        // the archive writer checks each layer's size and diff_id as it streams (one hash per byte)
-        open: async () => {
-          opts.signal?.throwIfAborted();
-          current = i;
-          return counted(standardLayer(src, desc, access), opts, i, diffIds.length, counter);
-        },
-        // a file output copies block-form layers range by range on copy threads
-        plan: canPlan(src, desc)
-          ? () => {
-              current = i;
-              return counted(layerPlan(src, desc, access), opts, i, diffIds.length, counter);
-            }
-          : undefined,
-      });
-    }
-    try {
-      if ('file' in target) await writeDockerArchiveFile(target.file, image);
-      else await writeDockerArchive(target.stream, image);
-    } catch (err) {
-      await explainMismatch(err, src, access, current);
-    }
-    await recordVerified(src, layers, opts);
-    return { configDigest: src.manifest.config.digest, layers };
+    const result = await write(img);
+    await img.record(result.layers);
+    return result;
   } finally {
-    await access.close();
+    await img.close();
   }
 }
 
 /**
- * Materializes into an OCI place (oci:, oci-archive:, the store): layers that were never in block
- * form are linked or copied as they are (unless another compression is asked for); block-form
- * layers are spliced, verified against their diff_id while written, and stored uncompressed unless
- * a compression is asked for.
+ * Materializes `src` into any writable reference: a docker-archive (uncompressed layers,
+ * manifest.json first), an OCI layout or archive, the store, a registry. Every layer is checked
+ * against its diff_id unless the source records it as verified and the output is a docker-archive.
  */
-export async function materializeToWriter(src: ImageReader, dst: ImageWriter, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
-  const access = await BlockAccess.for(src);
-  const compression = opts.compression ?? 'none';
-  try {
-    const diffIds = src.config.rootfs.diff_ids;
-    const counter = { bytes: 0 };
-    const out: Descriptor[] = [];
-    const layers: MaterializedLayer[] = [];
-    for (const [i, desc] of src.manifest.layers.entries()) {
-      opts.signal?.throwIfAborted();
-      const keep = !isBlockLayer(desc.mediaType) && (opts.compression === undefined || compressionOf(desc.mediaType) === opts.compression);
-      if (keep) {
-        await dst.copyBlob(src, desc);
-        out.push({ mediaType: desc.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(desc.mediaType)) : desc.mediaType, digest: desc.digest, size: desc.size, annotations: desc.annotations });
-        layers.push({ index: i, diffId: diffIds[i], size: Number(desc.annotations?.[Annotation.layerSize] ?? desc.size), spliced: false, hashed: false });
-        continue;
-      }
-      const size = await layerSize(src, desc, access);
-      const z = compressor(compression, 'layer');
-      const body = Readable.from(standardLayer(src, desc, access), { objectMode: false, highWaterMark: CHUNK });
-      let stored;
-      // the chain starts flowing before putBlob listens: keep its first error and report that one
-      let failure: unknown;
-      const fail = (e: unknown) => (failure ??= e);
-      try {
-        const counted = body.pipe(progress(opts, i, diffIds.length, counter));
-        body.on('error', (e) => counted.destroy(e));
-        counted.on('error', fail);
-        if (z) {
-          // compressed: the blob's digest is new, so check the diff_id on the way in
-          const check = counted.pipe(new VerifyingStream(diffIds[i], size, `layer ${i} (${diffIds[i]})`));
-          counted.on('error', (e) => check.destroy(e));
-          check.on('error', (e) => z.destroy(e));
-          check.on('error', fail);
-          z.on('error', fail);
-          stored = await dst.putBlob(check.pipe(z));
-        } else {
-          // uncompressed: the blob is the diff_id, and the store verifies it while writing
-          stored = await dst.putBlob(counted, { digest: diffIds[i], size });
-        }
-        if (failure) throw failure;
-      } catch (err) {
-        await explainMismatch(failure ?? err, src, access, i);
-      }
-      out.push({ mediaType: ociLayerType(compression), digest: stored!.digest, size: stored!.size, annotations: { [Annotation.layerSize]: String(size) } });
-      layers.push({ index: i, diffId: diffIds[i], size, spliced: isBlockLayer(desc.mediaType), hashed: true });
-    }
-    await recordVerified(src, layers, opts);
-    await dst.copyBlob(src, src.manifest.config);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size },
-      layers: out,
-    };
-    const platform = platformOf(src.config);
-    const desc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
-    await dst.commit(desc);
-    return { manifest: desc, configDigest: src.manifest.config.digest, layers };
-  } catch (err) {
-    await dst.abort();
-    throw err;
-  } finally {
-    await access.close();
-  }
+export function materialize(src: ImageReader, dst: string | ImageRef, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
+  return produce(src, opts, (img) => writeImage(dst, img, opts));
 }
 
+/** Materializes into an opened writer (oci:, oci-archive:, the store, a registry). */
+export function materializeToWriter(src: ImageReader, dst: ImageWriter, opts: MaterializeOptions = {}): Promise<MaterializeResult> {
+  return produce(src, opts, (img) => writeImageTo(dst, img, opts));
+}
+
+/** Materializes into a docker-archive stream (`docker load`'s input) and ends it. */
+export function materializeToStream(src: ImageReader, out: NodeJS.WritableStream, repoTags: string[], opts: MaterializeOptions = {}): Promise<MaterializeResult> {
+  return produce(src, opts, async (img) => {
+    const layers = [];
+    for (const l of img.layers) layers.push({ diffId: l.diffId, verified: l.verified, open: () => l.open(), size: l.size ?? (await l.measure()) });
+    try {
+      await writeDockerArchive(out, { configBytes: img.configBytes, repoTags, layers });
+    } catch (err) {
+      await img.explain(err);
+    }
+    return { configDigest: img.configDescriptor.digest, layers: layers.map((l, index) => ({ index, diffId: l.diffId, size: l.size, spliced: img.layers[index].spliced, hashed: !l.verified })) };
+  });
+}

@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream';
 import { sha256, type Digest } from '../digest/digest.js';
 import type { ImageWriter } from '../oci/image.js';
-import { jsonBytes } from '../oci/json.js';
+import { putJson } from '../oci/json.js';
+import { platformOf } from '../oci/resolve.js';
 import { Annotation, MediaType } from '../oci/media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
+
 
 /** Blocks per carrier manifest: keeps each manifest far below registries' 4 MiB limit. */
 export const BLOCKS_PER_CARRIER = 4096;
@@ -13,19 +15,6 @@ export const EMPTY_CONFIG: Descriptor = {
   digest: sha256('{}'),
   size: 2,
 };
-
-/** Writes a small JSON blob and returns its descriptor. */
-export async function putJson(dst: ImageWriter, mediaType: string, value: unknown, extra: Partial<Descriptor> = {}): Promise<Descriptor> {
-  const bytes = jsonBytes(value);
-  const digest = sha256(bytes);
-  await dst.putBlob(Readable.from([bytes]), { digest, size: bytes.length });
-  return { mediaType, digest, size: bytes.length, ...extra };
-}
-
-export function platformOf(config: ImageConfig): Descriptor['platform'] {
-  if (!config.os || !config.architecture) return undefined;
-  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
-}
 
 /** Sorted, de-duplicated block descriptors (by digest). */
 export function uniqueBlocks(blocks: Descriptor[]): Descriptor[] {

@@ -1,9 +1,11 @@
+import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { openFile } from '../cas/blob-store.js';
 import { readPieces, type Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
-import { BlockportError } from '../errors.js';
+import { BlockportError, fromSystemError } from '../errors.js';
 import { openUncompressed } from '../oci/compression.js';
-import type { ImageReader } from '../oci/image.js';
+import type { FileSpot, ImageReader } from '../oci/image.js';
 import { MediaType, compressionOf, isBlockLayer } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
@@ -57,7 +59,8 @@ async function* fileImport(e: ImportEntry, access: BlockAccess, where: string, g
   if (d.size !== e.size) throw new BlockportError('ECORRUPT', `${where}: size ${e.size} differs from block ${d.digest} (${d.size} bytes)`, { subject: where });
   guard.check(e.raw ? await checkRaw(e.raw, e.path, d.size, 'file', where) : { path: e.path, type: 'file', linkname: '' });
   yield e.raw ?? synthesize(e, e.path, { type: 'file', size: d.size });
-  yield { path: access.pathOf(d), offset: 0, size: d.size };
+  const spot = access.spotOf(d);
+  yield { path: spot.path, offset: spot.offset, size: d.size };
   yield padding(d.size);
 }
 
@@ -73,19 +76,23 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string, gu
     // the entry the runtime will unpack: the raw header's name and link target when there is one
     guard.check(m.raw ? await checkRaw(m.raw, path, size, loc?.header.type ?? 'dir', where) : { path, type: loc?.header.type ?? 'dir', linkname: loc?.header.linkname ?? '' });
     yield m.raw ?? synthesize(e, path, loc?.header ?? { type: 'dir', size: 0 });
-    if (loc && size > 0) yield { path: access.pathOf(d), offset: loc.offset, size };
+    if (loc && size > 0) {
+      const spot = access.spotOf(d);
+      yield { path: spot.path, offset: spot.offset + loc.offset, size };
+    }
     yield padding(size);
   }
 }
 
 /**
- * A layer blob for splicing. An uncompressed block-form layer kept as a file is read without
+ * A layer blob for splicing. An uncompressed block-form layer kept in a file is read without
  * hashing it: every byte taken from it lands in the standard layer, which materialize checks
  * against the diff_id (and a mismatch then names the corrupt blob, see layerIsCorrupt); its
  * entries get the same safety checks either way. That saves a hash of every spliced layer.
  */
-function openLayer(src: ImageReader, desc: Descriptor): Promise<Readable> {
-  if (src.files && isBlockLayer(desc.mediaType) && compressionOf(desc.mediaType) === 'none') return src.files.open(desc.digest, desc.size, { verify: false });
+async function openLayer(src: ImageReader, desc: Descriptor): Promise<Readable> {
+  const spot = isBlockLayer(desc.mediaType) && compressionOf(desc.mediaType) === 'none' ? await src.locate(desc) : undefined;
+  if (spot && spot.size > 0) return openFile(spot.path, spot.offset, spot.offset + spot.size - 1);
   return src.openBlob(desc);
 }
 
@@ -110,27 +117,31 @@ export async function* standardLayer(src: ImageReader, desc: Descriptor, access:
   else yield* coalesce(readPieces(splice(new TarReader(input, `layer ${desc.digest}`), desc, access)));
 }
 
-/** Whether `layerPlan` can describe this layer: an uncompressed blob kept as a file, blocks as files. */
-export function canPlan(src: ImageReader, desc: Descriptor): boolean {
-  return src.files !== undefined && compressionOf(desc.mediaType) === 'none';
+/**
+ * Where `layerPlan` can read this layer from: an uncompressed blob kept in a file (and then its
+ * blocks are files too, see BlockAccess). Undefined: splice it as a stream (`standardLayer`).
+ */
+export async function planSpot(src: ImageReader, desc: Descriptor): Promise<FileSpot | undefined> {
+  return compressionOf(desc.mediaType) === 'none' ? src.locate(desc) : undefined;
 }
 
 /**
- * The standard layer of `desc` as a copy plan (see copy-plan.ts), for a layer `canPlan` accepts:
- * runs of verbatim entries become one range of the layer file (their data is skipped, not read),
- * imports become their header and the block's range. The same checks as `standardLayer`; the
- * bytes are checked against the diff_id by whoever runs the plan.
+ * The standard layer of `desc` as a copy plan (see copy-plan.ts), for a layer lying at `spot`
+ * (see planSpot): runs of verbatim entries become one range of the layer file (their data is
+ * skipped, not read), imports become their header and the block's range. The same checks as
+ * `standardLayer`; the bytes are checked against the diff_id by whoever runs the plan.
  */
-export async function* layerPlan(src: ImageReader, desc: Descriptor, access: BlockAccess): AsyncGenerator<Piece> {
-  const path = src.files!.path(desc.digest);
+export async function* layerPlan(spot: FileSpot, desc: Descriptor, access: BlockAccess): AsyncGenerator<Piece> {
   if (!isBlockLayer(desc.mediaType)) {
-    yield { path, offset: 0, size: desc.size };
+    yield { path: spot.path, offset: spot.offset, size: desc.size };
     return;
   }
-  const fh = await src.files!.openHandle(desc.digest);
+  const fh = await fsp.open(spot.path, 'r').catch((err) => {
+    throw fromSystemError(err, spot.path);
+  });
   try {
     const what = `layer ${desc.digest}`;
-    yield* splice(new TarReader(new FileBytes(fh.fd, desc.size, what), what), desc, access, path);
+    yield* splice(new TarReader(new FileBytes(fh.fd, desc.size, what, spot.offset), what), desc, access, spot);
   } finally {
     await fh.close();
   }
@@ -140,7 +151,7 @@ export async function* layerPlan(src: ImageReader, desc: Descriptor, access: Blo
  * The spliced layer, piece by piece (headers, bodies, padding, block ranges). With `layerFile`
  * (the reader reads that file), verbatim entries are ranges of it and their data is not read.
  */
-async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess, layerFile?: string): AsyncGenerator<Piece> {
+async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess, layerFile?: FileSpot): AsyncGenerator<Piece> {
   // judges every entry of the standard layer written, imported ones included (their real headers)
   const guard = new LayerGuard(`layer ${desc.digest}`);
   for await (const entry of reader.entries()) {
@@ -149,7 +160,7 @@ async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess,
     if (imported === undefined) {
       if (!entry.global) guard.check(h);
       if (layerFile !== undefined) {
-        yield { path: layerFile, offset: entry.offset, size: entry.raw.length + h.size + paddingOf(h.size) };
+        yield { path: layerFile.path, offset: layerFile.offset + entry.offset, size: entry.raw.length + h.size + paddingOf(h.size) };
         continue;
       }
       yield entry.raw;

@@ -2,11 +2,10 @@ import { CopyThreads } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
 import { hasherFor } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
-import type { ImageReader } from '../oci/image.js';
+import type { ImageReader, LayerRecords } from '../oci/image.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
-import type { VerifiedLayers } from '../store/verified.js';
 import { BlockAccess } from './block-access.js';
-import { canPlan, explainMismatch, layerPlan, standardLayer } from './standard-layer.js';
+import { explainMismatch, layerPlan, planSpot, standardLayer } from './standard-layer.js';
 
 export interface SpliceCheck {
   /** Block-form layers hashed now (those recorded before, or in `checked`, are skipped). */
@@ -27,7 +26,7 @@ export interface SpliceCheck {
  */
 export async function verifySplices(
   src: ImageReader,
-  verified: VerifiedLayers,
+  verified: LayerRecords,
   opts: { onBytes?: (n: number) => void; checked?: ReadonlySet<Digest> } = {},
 ): Promise<SpliceCheck> {
   const diffIds = src.config.rootfs.diff_ids;
@@ -44,7 +43,8 @@ export async function verifySplices(
     for (const i of todo) {
       const desc = src.manifest.layers[i];
       try {
-        const got = canPlan(src, desc) ? await threads.copy('', 0, layerPlan(src, desc, access), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
+        const spot = await planSpot(src, desc);
+        const got = spot ? await threads.copy('', 0, layerPlan(spot, desc, access), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
         const promised = desc.annotations?.[Annotation.layerSize];
         if (got.digest !== diffIds[i] || (promised !== undefined && Number(promised) !== got.size)) {
           throw new BlockportError('EDIGEST', `layer ${i} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });

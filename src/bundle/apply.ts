@@ -1,20 +1,22 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
-import { acquireLock } from '../cas/lock.js';
 import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { MAX_JSON_BLOB } from '../oci/json.js';
-import { FsBlobStore } from '../cas/blob-store.js';
+import type { FileSpot } from '../oci/image.js';
+import { MAX_JSON_BLOB, readSmall } from '../oci/json.js';
+import { openFile } from '../cas/blob-store.js';
 import { LayoutImageReader, OciLayout } from '../oci/layout.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
-import { resolveImage } from '../oci/resolve.js';
+import { resolveImage, type ResolvedImage } from '../oci/resolve.js';
 import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
+import { Store } from '../store/store.js';
 import { VerifiedLayers } from '../store/verified.js';
 import type { Descriptor } from '../oci/types.js';
 import { blobMember, type BundleManifest } from './format.js';
-import { reachable } from './reachable.js';
+import { reachable } from '../oci/graph.js';
 import { openBundle, type OpenedBundle } from './read.js';
 import { trustedKeys, verifyManifest } from './sign.js';
 
@@ -36,11 +38,6 @@ export interface ApplyResult {
   splices: SpliceCheck;
   /** True when the store already held everything and every tag: nothing was changed. */
   noop: boolean;
-}
-
-/** Where this apply stages blobs: inside the store, so moving them into blobs/ is a rename. */
-export function stagingDir(home: string, bundle: Digest): string {
-  return join(home, 'staging', digestHex(bundle));
 }
 
 async function sizeOf(p: string): Promise<number | undefined> {
@@ -132,18 +129,37 @@ async function promote(m: BundleManifest, layout: OciLayout, staging: string): P
   await fsyncDir(layout.blobs.dir);
 }
 
-/** The store's blobs with this apply's staged ones over them: what the store holds once they move in. */
-class StagedOverStore extends FsBlobStore {
+/**
+ * A target as the store will hold it once the staged blobs move in: blobs are read from staging
+ * when this apply staged them, else from the store.
+ */
+class StagedImageReader extends LayoutImageReader {
   constructor(
-    root: string,
+    ref: string,
+    layout: OciLayout,
+    resolved: ResolvedImage,
     private readonly staging: string,
     private readonly staged: ReadonlySet<Digest>,
   ) {
-    super(root);
+    super(ref, layout, resolved);
   }
 
-  override path(digest: Digest): string {
-    return this.staged.has(digest) ? join(this.staging, digestHex(digest)) : super.path(digest);
+  private stagedPath(d: Descriptor): string | undefined {
+    return this.staged.has(d.digest) ? join(this.staging, digestHex(d.digest)) : undefined;
+  }
+
+  protected override async openStored(desc: Descriptor): Promise<Readable> {
+    const p = this.stagedPath(desc);
+    return p ? openFile(p).pipe(new VerifyingStream(desc.digest, desc.size, p)) : super.openStored(desc);
+  }
+
+  override async readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.stagedPath(desc) ? readSmall(await this.openStored(desc), `blob ${desc.digest}`) : super.readBlob(desc);
+  }
+
+  override async locate(desc: Descriptor): Promise<FileSpot | undefined> {
+    const p = this.stagedPath(desc);
+    return p ? { path: p, offset: 0, size: desc.size, blobFile: true } : super.locate(desc);
   }
 }
 
@@ -156,12 +172,11 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, staging: strin
   const verified = new VerifiedLayers(layout.root);
   const staged = new Set<Digest>();
   for (const b of m.blobs) if ((await sizeOf(join(staging, digestHex(b.digest)))) === b.size) staged.add(b.digest);
-  const files = new StagedOverStore(layout.root, staging, staged);
   const read = stagedOrStored(layout, staging);
   const images = [];
   for (const t of m.targets) {
     const ref = `${label}: ${t.name}`;
-    images.push(new LayoutImageReader(ref, layout, await resolveImage(t.descriptor, read, ref), files));
+    images.push(new StagedImageReader(ref, layout, await resolveImage(t.descriptor, read, ref), staging, staged));
   }
   // layers already recorded are skipped, so the bar may end short of its total
   const total = images.flatMap((i) => i.manifest.layers).filter((l) => isBlockLayer(l.mediaType)).reduce((n, l) => n + Number(l.annotations?.[Annotation.layerSize] ?? 0), 0);
@@ -206,18 +221,17 @@ async function holdsAll(m: BundleManifest, layout: OciLayout): Promise<boolean> 
  * run leaves verified staged blobs that the next run of the same bundle keeps.
  */
 export async function applyBundle(files: string[], home: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
-  const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
+  const store = new Store(home);
+  const lock = await store.lock();
   let staging: string | undefined;
   try {
-    const layout = new OciLayout(home);
-    const verified = new VerifiedLayers(home);
+    const { layout, verified } = store;
     // a delta's base is a prerequisite, so it is in blobs/ (checked below, before anything is read)
     const b = await openBundle(files, { basePath: (d) => layout.blobs.path(d) });
     const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
     const signature = checkSignature(b, await trustedKeys(opts.trust, home), label);
     await checkPrerequisites(b.manifest, layout, label);
-    staging = stagingDir(home, b.digest);
+    staging = store.stagingDir(b.digest);
     const counts = { total: b.manifest.blobs.length, received: 0, present: 0, resumed: 0 };
     let bytesWritten = 0;
     if (await holdsAll(b.manifest, layout)) counts.present = counts.total;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { materializeToDockerArchive, type MaterializeOptions, type MaterializeResult } from '../blocks/materialize.js';
+import { materializeToStream, type MaterializeOptions, type MaterializeResult } from '../blocks/materialize.js';
 import { BlockportError } from '../errors.js';
 import type { ImageReader } from '../oci/image.js';
 
@@ -68,7 +68,7 @@ export async function loadInto(tool: LoadTool, src: ImageReader, repoTags: strin
   });
   let result: MaterializeResult;
   try {
-    result = await materializeToDockerArchive(src, { stream: child.stdin }, repoTags, opts);
+    result = await materializeToStream(src, child.stdin, repoTags, opts);
   } catch (err) {
     const code = child.exitCode ?? (child.kill(), await exited);
     if (err instanceof BlockportError && err.code !== 'EIO') throw err;

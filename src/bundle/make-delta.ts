@@ -2,14 +2,13 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../digest/digest.js';
-import { resolveImage } from '../oci/resolve.js';
+import type { ImageReader } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
 import { blockPath, planDeltas, type DeltaCandidate, type DeltaImage, type DeltaMatch } from './delta.js';
 import { encodeDeltas } from './delta-encode.js';
 import type { BlobSource } from './encode.js';
 import { isDelta, type BundleBlob } from './format.js';
 import type { BundlePlan, Have, WantImage } from './plan.js';
-import type { ImageSource } from './source.js';
 
 /** What --delta did: each blob sent as a patch, and the bytes to send with patches in place. */
 export interface DeltaReport {
@@ -22,25 +21,34 @@ export interface DeltaReport {
   bytes: number;
 }
 
-/** Reads blobs from whichever source lists them first. */
-export function ownerSource(lists: Descriptor[][], sources: ImageSource[]): BlobSource {
-  const owner = new Map<Digest, ImageSource>();
-  lists.forEach((l, i) => l.forEach((d) => owner.has(d.digest) || owner.set(d.digest, sources[i])));
-  return { open: (d) => owner.get(d.digest)!.open(d), path: (d) => owner.get(d.digest)!.files?.path(d.digest) };
+/**
+ * Reads blobs from whichever source lists them first; blob files (a layout's, the store's) are
+ * located once, here, so encoders can hand them to zstd by name.
+ */
+export async function ownerSource(lists: Descriptor[][], sources: ImageReader[]): Promise<BlobSource> {
+  const owner = new Map<Digest, ImageReader>();
+  const files = new Map<Digest, string>();
+  for (const [i, l] of lists.entries()) {
+    for (const d of l) {
+      if (owner.has(d.digest)) continue;
+      owner.set(d.digest, sources[i]);
+      const spot = await sources[i].locate(d);
+      if (spot?.blobFile) files.set(d.digest, spot.path);
+    }
+  }
+  return { open: (d) => owner.get(d.digest)!.openBlob(d), path: (d) => files.get(d.digest) };
 }
 
 /** The layers and blocks of an image with their annotations (reachable() keeps only digests). */
-async function deltaImage(src: ImageSource): Promise<DeltaImage> {
-  const img = await resolveImage(src.top, (d) => src.read(d), src.ref);
-  return { layers: img.manifest.layers, blocks: img.manifest.blocks ?? [] };
+function deltaImage(src: ImageReader): DeltaImage {
+  return { layers: src.manifest.layers, blocks: src.manifest.blocks ?? [] };
 }
 
 /** The blobs of the plan that have a base in the `held` images, and where to read those bases. */
-export async function prepareDeltas(targets: ImageSource[], held: ImageSource[], p: BundlePlan, have: Have): Promise<{ candidates: DeltaCandidate[]; bases: BlobSource }> {
-  const wantImages = await Promise.all(targets.map(deltaImage));
-  const heldImages = await Promise.all(held.map(deltaImage));
-  const candidates = planDeltas(wantImages, heldImages, new Set(p.send.map((d) => d.digest)), have.blobs);
-  return { candidates, bases: ownerSource(heldImages.map((h) => [...h.layers, ...h.blocks]), held) };
+export async function prepareDeltas(targets: ImageReader[], held: ImageReader[], p: BundlePlan, have: Have): Promise<{ candidates: DeltaCandidate[]; bases: BlobSource }> {
+  const heldImages = held.map(deltaImage);
+  const candidates = planDeltas(targets.map(deltaImage), heldImages, new Set(p.send.map((d) => d.digest)), have.blobs);
+  return { candidates, bases: await ownerSource(heldImages.map((h) => [...h.layers, ...h.blocks]), held) };
 }
 
 /** For a dry run: encodes every candidate in a temp folder and keeps the sizes of those smaller than their blob. */

@@ -1,13 +1,14 @@
 import type { Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
-import { resolveImage } from '../oci/resolve.js';
+import type { ImageReader } from '../oci/image.js';
+import { openImage } from '../oci/transport.js';
 import { deltaReport, measureDeltas, ownerSource, patchedSizes, prepareDeltas, type DeltaReport } from './make-delta.js';
 import { readInventory } from './inventory.js';
 import { prepareRecipes } from './make-recipe.js';
 import { plan, type BundlePlan, type Have } from './plan.js';
-import { reachable } from './reachable.js';
+import { reachable } from '../oci/graph.js';
 import { loadPrivateKey } from './sign.js';
-import { describeWant, openSource, parseTarget, type ImageSource } from './source.js';
+import { describeWant, parseTarget } from './source.js';
 import { writeBundle, type WriteBundleOptions, type WriteBundleResult } from './write.js';
 
 export interface MakeBundleOptions {
@@ -40,13 +41,12 @@ export interface MakeBundleResult {
 }
 
 /** What the receiver holds according to --since images and a --have inventory. */
-async function receiverHas(since: ImageSource[], haveFile: string | undefined): Promise<Have> {
+async function receiverHas(since: ImageReader[], haveFile: string | undefined): Promise<Have> {
   const blobs = new Set<Digest>();
   const diffIds = new Set<Digest>();
   for (const src of since) {
-    for (const d of await reachable(src.top, (x) => src.read(x), src.ref)) blobs.add(d.digest);
-    const img = await resolveImage(src.top, (x) => src.read(x), src.ref);
-    for (const id of img.config.rootfs.diff_ids) diffIds.add(id);
+    for (const d of await reachable(src.top, (x) => src.readBlob(x), src.ref)) blobs.add(d.digest);
+    for (const id of src.config.rootfs.diff_ids) diffIds.add(id);
   }
   if (haveFile) {
     const inv = await readInventory(haveFile);
@@ -69,19 +69,19 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
   const targets = opts.to.map(parseTarget);
   const dup = targets.find((t, i) => targets.findIndex((u) => u.name === t.name) !== i);
   if (dup) throw new BlockportError('EUSAGE', `${dup.name} is named by two --to targets`);
-  const sources: ImageSource[] = [];
-  const held: ImageSource[] = [];
+  const sources: ImageReader[] = [];
+  const held: ImageReader[] = [];
   try {
     const wants = [];
     for (const t of targets) {
-      const src = await openSource(t.ref, t.label);
+      const src = await openImage(t.ref, t.label);
       sources.push(src);
       wants.push(await describeWant(src, t.name));
     }
-    for (const ref of opts.since ?? []) held.push(await openSource(ref));
+    for (const ref of opts.since ?? []) held.push(await openImage(ref));
     const have = await receiverHas(held, opts.have);
     const p = plan(wants, have);
-    const blobs = ownerSource(wants.map((w) => w.blobs), sources);
+    const blobs = await ownerSource(wants.map((w) => w.blobs), sources);
     const deltas = opts.delta ? await prepareDeltas(sources, held, p, have) : undefined;
     if (opts.dryRun) {
       if (!deltas) return { plan: p };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BlockportError } from '../errors.js';
+import '../transports.js';
 import { parseTarget } from './source.js';
 
 test('--to names: store names as they are, archives by their name, NAME:TAG=REF explicitly', () => {

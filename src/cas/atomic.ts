@@ -11,6 +11,12 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** The pid that wrote the temp file `name` (a name tempPathFor made), or undefined when it is none. */
+export function tempFileOwner(name: string): number | undefined {
+  const m = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r').catch(() => undefined);
   if (!fh) return;
@@ -35,25 +41,41 @@ const FLUSH_EVERY = 64 << 20;
 
 /**
  * Starts writing a large file's data to the disk while it is still being produced (one
- * fdatasync in flight at a time), so the fsync before the rename has little left to wait for:
- * without it the kernel holds gigabytes of dirty pages until that fsync, and the disk sits idle
- * while blockport hashes.
+ * fdatasync in flight at a time, every FLUSH_EVERY bytes), so the fsync before the rename has
+ * little left to wait for: without it the kernel holds gigabytes of dirty pages until that fsync,
+ * and the disk sits idle while blockport hashes.
  */
+export class FlushBehind {
+  private since = 0;
+  private inFlight?: Promise<void>;
+
+  constructor(private readonly fh: fsp.FileHandle) {}
+
+  /** Tells it `n` more bytes were written. */
+  wrote(n: number): void {
+    this.since += n;
+    if (this.since < FLUSH_EVERY || this.inFlight) return;
+    this.since = 0;
+    this.inFlight = this.fh.datasync().catch(() => {}).finally(() => (this.inFlight = undefined));
+  }
+
+  /** Waits for the flush in flight, if any (before the file is closed). */
+  async settled(): Promise<void> {
+    await this.inFlight;
+  }
+}
+
+/** A pass-through that flushes `fh` behind the bytes flowing into it (see FlushBehind). */
 function flushBehind(fh: fsp.FileHandle): Transform {
-  let since = 0;
-  let inFlight: Promise<void> | undefined;
+  const flush = new FlushBehind(fh);
   return new Transform({
     highWaterMark: WRITE_BEHIND,
     transform(chunk: Buffer, _enc, cb) {
-      since += chunk.length;
-      if (since >= FLUSH_EVERY && !inFlight) {
-        since = 0;
-        inFlight = fh.datasync().catch(() => {}).finally(() => (inFlight = undefined));
-      }
+      flush.wrote(chunk.length);
       cb(null, chunk);
     },
     flush(cb) {
-      Promise.resolve(inFlight).then(() => cb(), cb);
+      flush.settled().then(() => cb(), cb);
     },
   });
 }

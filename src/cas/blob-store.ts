@@ -29,8 +29,8 @@ export interface BlobReader {
 export interface BlobStore extends BlobReader {
   /** Streams `source` in; with `expected`, refuses (and keeps nothing) if it does not match. */
   put(source: Readable, expected?: StoredBlob): Promise<StoredBlob>;
-  /** Makes `digest` present by hard-linking or copying a verified file from another store. */
-  adopt(from: FsBlobStore, digest: Digest, size: number): Promise<void>;
+  /** Makes `digest` present by hard-linking or copying (verified) another blob folder's file `from`. */
+  adopt(from: string, digest: Digest, size: number): Promise<void>;
   delete(digest: Digest): Promise<void>;
   list(): AsyncIterable<Digest>;
 }
@@ -101,6 +101,11 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Where the blob's file is, when it is there whole (see ImageReader.locate). */
+  async locate(d: { digest: Digest; size: number }): Promise<{ path: string; offset: number; size: number; blobFile: true } | undefined> {
+    return (await this.size(d.digest)) === d.size ? { path: this.path(d.digest), offset: 0, size: d.size, blobFile: true } : undefined;
+  }
+
   /** The blob's file, open for reading (by position, say); EMISSING when it is not there. */
   async openHandle(digest: Digest): Promise<fsp.FileHandle> {
     const p = this.path(digest);
@@ -115,10 +120,14 @@ export class FsBlobStore implements BlobStore {
   async open(digest: Digest, size?: number, options: { start?: number; end?: number; verify?: boolean } = {}): Promise<Readable> {
     const fh = await this.openHandle(digest);
     const ranged = options.start !== undefined || options.end !== undefined;
-    const stream = fh.createReadStream({ start: options.start, end: options.end, highWaterMark: CHUNK });
-    if (ranged || options.verify === false) return stream;
-    let actual = size;
-    if (actual === undefined) actual = (await fh.stat()).size;
+    if (ranged || options.verify === false) return fh.createReadStream({ start: options.start, end: options.end, highWaterMark: CHUNK });
+    const actual = (await fh.stat()).size;
+    if (size !== undefined && actual !== size) {
+      await fh.close();
+      const how = actual < size ? `truncated (${actual} of ${size} bytes)` : `${actual} bytes, ${size} expected`;
+      throw new BlockportError(actual < size ? 'ECORRUPT' : 'EDIGEST', `blob ${digest} in ${this.root} is ${how}`, { subject: digest });
+    }
+    const stream = fh.createReadStream({ highWaterMark: CHUNK });
     return stream.pipe(new VerifyingStream(digest, actual, `blob ${digest}`)).on('error', () => stream.destroy());
   }
 
@@ -141,14 +150,19 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Puts the bytes of a copy plan, written and hashed on a copy thread: no byte passes through
-   * the main thread. The blob is named by the digest the thread computed.
+   * the main thread. The blob is named by the digest the thread computed; with `expected`, a
+   * blob already present is not written again and other bytes are refused, nothing kept.
    */
-  async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads): Promise<StoredBlob> {
+  async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob> {
+    if (expected && (await this.size(expected.digest)) === expected.size) return { ...expected, created: false };
     if (!this.made) await fsp.mkdir(this.dir, { recursive: true });
     this.made = true;
     const tmp = tempPathFor(join(this.dir, 'incoming'));
     try {
       const sum = await threads.copy(tmp, 0, plan, { create: true });
+      if (expected && (sum.digest !== expected.digest || sum.size !== expected.size)) {
+        throw new BlockportError('EDIGEST', `blob ${expected.digest}: digest mismatch (got ${sum.digest}, ${sum.size} bytes)`, { subject: expected.digest });
+      }
       if (!this.options.deferSync) await fsyncFile(tmp);
       return await this.place(tmp, sum);
     } catch (err) {
@@ -185,12 +199,12 @@ export class FsBlobStore implements BlobStore {
     return { ...sum, created };
   }
 
-  async adopt(from: FsBlobStore, digest: Digest, size: number): Promise<void> {
+  async adopt(from: string, digest: Digest, size: number): Promise<void> {
     if ((await this.size(digest)) === size) return;
     await fsp.mkdir(this.dir, { recursive: true });
     const target = this.path(digest);
     try {
-      await fsp.link(from.path(digest), target);
+      await fsp.link(from, target);
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -199,10 +213,10 @@ export class FsBlobStore implements BlobStore {
         if ((await this.size(digest)) === size) return;
         await fsp.rm(target, { force: true });
       } else if (code === 'ENOENT') {
-        throw new BlockportError('EMISSING', `blob ${digest} is missing from ${from.root}`, { subject: digest });
+        throw new BlockportError('EMISSING', `blob ${digest} is missing (${from})`, { subject: digest });
       }
     }
-    await this.put(await from.open(digest, size), { digest, size });
+    await this.put(openFile(from), { digest, size });
   }
 
   async delete(digest: Digest): Promise<void> {

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { fsyncDir, tempPathFor } from './atomic.js';
+import { FlushBehind, fsyncDir, tempPathFor } from './atomic.js';
 import { CHUNK } from '../chunk.js';
 import { CopyThreads, type Piece } from './copy-plan.js';
 import type { Digest } from '../digest/digest.js';
@@ -18,8 +18,6 @@ export type FilePart =
 
 /** Writes in flight per stream before it waits for the oldest (the producer keeps working meanwhile). */
 const IN_FLIGHT = 8 * CHUNK;
-/** Bytes between background fdatasyncs, as in atomic.ts: the final fsync then has little left. */
-const FLUSH_EVERY = 64 << 20;
 
 /**
  * Writes a file made of parts at known offsets, atomically (temp file beside `path`, fsync,
@@ -34,15 +32,8 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
   try {
     fh = await fsp.open(tmp, 'wx', 0o644);
     const file = fh;
-    let unsynced = 0;
-    let syncing: Promise<void> | undefined;
-    const wrote = (n: number) => {
-      unsynced += n;
-      if (unsynced >= FLUSH_EVERY && !syncing) {
-        unsynced = 0;
-        syncing = file.datasync().catch(() => {}).finally(() => (syncing = undefined));
-      }
-    };
+    const flush = new FlushBehind(file);
+    const wrote = (n: number) => flush.wrote(n);
     for (const p of parts) if ('bytes' in p) await file.write(p.bytes, 0, p.bytes.length, p.offset);
     // the longest first: the last part to start is then a short one, and no thread idles long at the end
     const streams = parts.filter((p): p is Exclude<FilePart, { bytes: unknown }> => !('bytes' in p)).sort((a, b) => b.size - a.size);
@@ -73,7 +64,7 @@ export async function writePartsAtomic(path: string, parts: FilePart[], parallel
     // no thread may still write once the file is closed or removed
     await threads?.close();
     threads = undefined;
-    await syncing;
+    await flush.settled();
     if (failure) throw failure.err;
     await file.sync();
     await file.close();

@@ -1,10 +1,9 @@
 import { blockify, type BlockifyResult } from '../blocks/blockify.js';
 import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
-import { openImage, openWriter } from '../oci/open.js';
-import { parseRef } from '../oci/reference.js';
+import { openImage, openWriter, parseRef, transportOf } from '../oci/transport.js';
 import type { CliContext } from './context.js';
-import { humanSize, parseCompression, shortDigest, table } from './format.js';
+import { humanSize, layerBytes, parseCompression, shortDigest, table } from './format.js';
 
 export interface BlockifyFlags {
   preset?: string[];
@@ -32,11 +31,11 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
   // locally: bundles compress them with zstd and delta them against the previous version, which
   // gzip would defeat; registries get gzip, as every registry user expects.
   const target = parseRef(dst);
-  const compression = parseCompression(flags.compress, target.transport === 'docker' ? 'gzip' : 'none');
+  const compression = parseCompression(flags.compress, transportOf(target).layerCompression);
   const reader = await openImage(src);
   try {
-    const writer = await openWriter(dst);
-    const total = reader.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
+    const writer = await openWriter(target, dst);
+    const total = layerBytes(reader.manifest);
     const bar = ctx.progress('blockify');
     try {
       const result = await blockify(reader, writer, {

@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
 // the bundle code is imported when its command runs: the other commands start without it
 import type { ApplyResult } from '../bundle/apply.js';
-import type { FsckReport } from '../bundle/fsck.js';
+import type { FsckReport } from '../store/fsck.js';
 import type { Inventory } from '../bundle/inventory.js';
 import type { MakeBundleResult } from '../bundle/make.js';
 import { BlockportError } from '../errors.js';
-import { openImage, openStore } from '../oci/open.js';
-import { checkNameTag, parseRef, storeHome } from '../oci/reference.js';
+import { checkNameTag } from '../oci/reference.js';
+import { openImage, parseRef, transportOf } from '../oci/transport.js';
+import { Store, storeHome } from '../store/store.js';
 import { action, makeContext, type CliContext } from './context.js';
-import { humanSize, shortDigest, table } from './format.js';
-import { VerifiedLayers } from '../store/verified.js';
+import { humanSize, layerBytes, shortDigest, table } from './format.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const ctxOf = (flags: { json?: boolean }) => makeContext(Boolean(flags.json));
@@ -121,14 +121,14 @@ async function loadCommand(ref: string, flags: { tool?: string; tag?: string[]; 
   const { loadInto, pickTool } = await import('../bundle/load.js');
   const tool = await pickTool(flags.tool);
   const r = parseRef(ref);
-  const tags = flags.tag?.length ? flags.tag.map((t) => checkNameTag(t, '--tag')) : r.transport === 'store' ? [r.name] : r.transport === 'docker-archive' && r.name ? [r.name] : [];
-  const src = await openImage(r);
+  const own = transportOf(r).nameOf?.(r);
+  const tags = flags.tag?.length ? flags.tag.map((t) => checkNameTag(t, '--tag')) : own ? [own] : [];
+  const src = await openImage(r, ref);
   const bar = ctx.progress('load');
-  const total = src.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
+  const total = layerBytes(src.manifest);
   try {
     // the runtime checks every diff_id as it loads; layers the store verified are not hashed here too
-    const verified = r.transport === 'store' ? new VerifiedLayers(storeHome()) : undefined;
-    const res = await loadInto(tool, src, tags, { verified, verify: flags.verify, onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`) });
+    const res = await loadInto(tool, src, tags, { verify: flags.verify, onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`) });
     return { source: ref, tags, ...res };
   } finally {
     bar.stop();
@@ -193,7 +193,7 @@ Examples:
   blockport inventory | jq '.images'`)
     .action(action(async (flags: { output?: string; json?: boolean }) => {
       const { inventory, writeInventory } = await import('../bundle/inventory.js');
-      const inv = await inventory(openStore());
+      const inv = await inventory(Store.open().layout);
       if (flags.output) await writeInventory(flags.output, inv);
       return { file: flags.output, ...inv };
     }, (r: Inventory & { file?: string }, ctx) => {
@@ -240,12 +240,11 @@ Examples:
   blockport fsck
   blockport fsck --repair --json`)
     .action(async (flags: { repair?: boolean; json?: boolean }) => {
-      const { fsck } = await import('../bundle/fsck.js');
       const ctx = ctxOf(flags);
       const bar = ctx.progress('fsck');
       let r: FsckReport;
       try {
-        r = await fsck(openStore(), { repair: flags.repair, onProgress: (d, t) => bar.update(d, t) });
+        r = await Store.open().fsck({ repair: flags.repair, onProgress: (d, t) => bar.update(d, t) });
       } finally {
         bar.stop();
       }

@@ -1,5 +1,6 @@
 import { BlockportError } from '../errors.js';
-import type { Compression } from '../oci/media-types.js';
+import { annotatedSize, type Compression } from '../oci/media-types.js';
+import type { ImageManifest } from '../oci/types.js';
 /** Human sizes: 1.5 MB style, powers of 1000 like docker prints them. */
 export function humanSize(n: number): string {
   if (n < 1000) return `${n} B`;
@@ -25,6 +26,11 @@ export function table(rows: string[][]): string {
   return rows
     .map((r) => r.map((cell, c) => (numeric(cell) && rows.indexOf(r) > 0 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd())
     .join('\n');
+}
+
+/** Bytes of standard layers an image holds, for a progress bar's total (blob sizes where unknown). */
+export function layerBytes(m: ImageManifest): number {
+  return m.layers.reduce((n, l) => n + (annotatedSize(l) ?? l.size), 0);
 }
 
 /** A --compress value: none, gzip or zstd; `fallback` when the flag is absent. */

@@ -1,6 +1,6 @@
 import { describeImage, type ImageDescription } from '../blocks/describe.js';
-import { Annotation } from '../oci/media-types.js';
-import { openImage, openStore } from '../oci/open.js';
+import { openImage } from '../oci/transport.js';
+import { Store } from '../store/store.js';
 import type { CliContext } from './context.js';
 import { humanSize, shortDigest, table } from './format.js';
 
@@ -41,22 +41,13 @@ export interface StoreImage {
 }
 
 export async function imagesCommand(): Promise<StoreImage[]> {
-  const store = openStore();
-  let manifests;
-  try {
-    manifests = (await store.readIndex()).manifests;
-  } catch {
-    return [];
-  }
+  const store = Store.open();
   const out: StoreImage[] = [];
-  for (const m of manifests) {
-    const name = m.annotations?.[Annotation.refName];
-    if (!name) continue;
-    const reader = await store.openImage(name, name);
-    const d = await describeImage(reader, { imports: false });
-    out.push({ name, digest: m.digest, blockForm: d.blockForm, blocks: d.blocks.count, size: d.storedSize });
+  for (const { name, digest } of await store.images()) {
+    const d = await describeImage(await store.openImage(name), { imports: false });
+    out.push({ name, digest, blockForm: d.blockForm, blocks: d.blocks.count, size: d.storedSize });
   }
-  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return out;
 }
 
 export function printImages(list: StoreImage[], ctx: CliContext): void {

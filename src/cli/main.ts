@@ -1,7 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import './threadpool.js';
+import '../transports.js';
 import { Command, CommanderError } from 'commander';
 import { BlockportError } from '../errors.js';
+import { listTransports } from '../oci/transport.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { action, makeContext } from './context.js';
@@ -13,22 +15,18 @@ const inspectCli = () => import('./inspect.js');
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-const REFS = `
-References:
-  oci:DIR[:TAG]                    an OCI image layout folder
-  oci-archive:FILE[:TAG]           an OCI image layout in a tar file
-  docker-archive:FILE[:NAME:TAG]   'docker save' output (legacy or Docker 25+ layout)
-  docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
-                                   an OCI registry (http for localhost and $BLOCKPORT_INSECURE_REGISTRIES;
-                                   credentials from $BLOCKPORT_REGISTRY_AUTH=user:pass or ~/.docker/config.json)
-  NAME:TAG                         the local store ($BLOCKPORT_HOME, default ~/.local/share/blockport)`;
+/** The references every command takes, one line (or more) per registered transport. */
+function referencesHelp(): string {
+  const lines = listTransports().map((t) => (t.usage.length < 32 ? `  ${t.usage.padEnd(33)}${t.description}` : `  ${t.usage}\n${' '.repeat(35)}${t.description}`));
+  return `\nReferences:\n${lines.join('\n')}`;
+}
 
 export function buildProgram(): Command {
   const program = new Command('blockport')
     .description('Container image upgrades that cost only the bytes that really changed.')
     .option('--debug', 'print stack traces on errors')
     .version('0.1.0')
-    .addHelpText('after', REFS)
+    .addHelpText('after', referencesHelp())
     .showHelpAfterError()
     // set before the subcommands are added, so they inherit them: usage errors then exit 2
     .exitOverride()

@@ -1,26 +1,20 @@
-import { materializeToDockerArchive, materializeToWriter, type MaterializeResult } from '../blocks/materialize.js';
-import { openImage, openWriter } from '../oci/open.js';
-import { parseRef, storeHome } from '../oci/reference.js';
-import { VerifiedLayers } from '../store/verified.js';
+import { materialize, type MaterializeResult } from '../blocks/materialize.js';
+import { openImage, parseRef, transportOf } from '../oci/transport.js';
 import type { CliContext } from './context.js';
-import { humanSize, parseCompression, shortDigest, table } from './format.js';
+import { humanSize, layerBytes, parseCompression, shortDigest, table } from './format.js';
 
 export async function materializeCommand(src: string, dst: string, flags: { compress?: string; verify?: boolean }, ctx: CliContext): Promise<MaterializeResult & { source: string; destination: string }> {
   const target = parseRef(dst);
-  const reader = await openImage(src);
-  // only the store keeps a record of verified layers; other sources are hashed every time
-  const verified = parseRef(src).transport === 'store' ? new VerifiedLayers(storeHome()) : undefined;
+  const from = parseRef(src);
+  const reader = await openImage(from, src);
   const bar = ctx.progress('materialize');
-  const total = reader.manifest.layers.reduce((n, l) => n + Number(l.annotations?.['io.blockport.layer.size'] ?? l.size), 0);
+  const total = layerBytes(reader.manifest);
   const onProgress = (p: { layer: number; layers: number; bytes: number }) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`);
   try {
-    let result: MaterializeResult;
-    if (target.transport === 'docker-archive') {
-      const tags = target.name ? [target.name] : parseRef(src).transport === 'store' ? [src] : [];
-      result = await materializeToDockerArchive(reader, { file: target.file }, tags, { onProgress, verified, verify: flags.verify });
-    } else {
-      result = await materializeToWriter(reader, await openWriter(target), { compression: parseCompression(flags.compress, 'none'), onProgress, verified, verify: flags.verify });
-    }
+    // a docker-archive names the image as the output says, else as the source does
+    const name = transportOf(target).nameOf?.(target) ?? transportOf(from).nameOf?.(from);
+    const compression = parseCompression(flags.compress, 'none');
+    const result = await materialize(reader, target, { compression, repoTags: name ? [name] : [], onProgress, verify: flags.verify });
     return { source: src, destination: dst, ...result };
   } finally {
     bar.stop();

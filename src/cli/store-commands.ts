@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { BlockportError } from '../errors.js';
-import { openStore } from '../oci/open.js';
-import { checkNameTag } from '../oci/reference.js';
-import { gcStore, type GcResult } from '../store/gc.js';
+import type { GcResult } from '../store/gc.js';
+import { Store } from '../store/store.js';
 import { action, type CliContext } from './context.js';
 import { humanSize } from './format.js';
 
@@ -10,17 +9,6 @@ function parseDuration(s: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s.trim());
   if (!m) throw new BlockportError('EUSAGE', `invalid duration ${JSON.stringify(s)} (e.g. 0, 30m, 1h)`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-}
-
-async function rmi(names: string[]): Promise<{ removed: string[] }> {
-  const store = openStore();
-  const removed: string[] = [];
-  for (const n of names) {
-    checkNameTag(n, 'rmi');
-    if (!(await store.untag(n))) throw new BlockportError('ENOTFOUND', `no image ${n} in the store`, { subject: n });
-    removed.push(n);
-  }
-  return { removed };
 }
 
 function printGc(r: GcResult, ctx: CliContext): void {
@@ -36,7 +24,7 @@ export function registerStoreCommands(program: Command): void {
     .description('remove image tags from the local store (their blobs go at the next gc)')
     .argument('<names...>', 'NAME:TAG of store images')
     .option('--json', 'print the result as JSON')
-    .action(action((names: string[]) => rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
+    .action(action((names: string[]) => Store.open().rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
 
   program
     .command('gc')
@@ -48,5 +36,5 @@ export function registerStoreCommands(program: Command): void {
 Examples:
   blockport rmi app:1 && blockport gc --grace 0
   blockport gc --dry-run --json`)
-    .action(action((flags: { grace: string; dryRun?: boolean }) => gcStore(openStore(), { graceMs: parseDuration(flags.grace), dryRun: flags.dryRun }), printGc));
+    .action(action((flags: { grace: string; dryRun?: boolean }) => Store.open().gc({ graceMs: parseDuration(flags.grace), dryRun: flags.dryRun }), printGc));
 }

@@ -3,7 +3,7 @@ import { Duplex, PassThrough, Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { BlockportError } from '../errors.js';
 import type { Compression } from './media-types.js';
-import { CHUNK } from '../chunk.js';
+import { CHUNK, peek } from '../chunk.js';
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -67,34 +67,6 @@ export function compressor(c: Compression, what: string): Duplex | undefined {
   if (c === 'gzip') return createGzip({ level: 6, chunkSize: CHUNK });
   if (c === 'zstd') return spawnFilter('zstd', ['-3', '-c', '-q', '-T0'], what);
   return undefined;
-}
-
-/** Reads the first bytes of `stream` without losing them: the returned stream starts at byte 0. */
-export async function peek(stream: Readable, n = 8): Promise<{ head: Buffer; stream: Readable }> {
-  const it = stream[Symbol.asyncIterator]();
-  const parts: Buffer[] = [];
-  let have = 0;
-  let done = false;
-  while (have < n) {
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    parts.push(r.value);
-    have += r.value.length;
-  }
-  const head = Buffer.concat(parts);
-  async function* rest() {
-    if (head.length) yield head;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value as Buffer;
-    }
-  }
-  return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false, highWaterMark: CHUNK }) };
 }
 
 /**

@@ -114,7 +114,10 @@ describe('openDockerArchive', () => {
   it('reads a skopeo docker-archive as the image it was made from', async () => {
     const r = await openDockerArchive(skopeoArchive, 'app:1', 'test');
     await assertSameImage(r);
-    assert.equal(r.files, undefined);
+    // its blobs are archive members: located in the archive file, never linkable blob files
+    const spot = await r.locate(r.manifest.layers[0]);
+    assert.equal(spot?.path, skopeoArchive);
+    assert.equal(spot?.blobFile, false);
     assert.deepEqual(r.manifest.layers.map((l) => l.digest), layoutImage.config.rootfs.diff_ids);
     assert.ok(r.manifest.layers.every((l) => l.mediaType === MediaType.ociLayer));
     assert.equal(JSON.parse(r.manifestBytes.toString()).config.digest, layoutImage.manifest.config.digest);

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Piece } from '../cas/copy-plan.js';
 import { writePartsAtomic, type FilePart } from '../cas/parts.js';
 import { Hasher, digestHex, parseDigest, sha256, type Digest } from '../digest/digest.js';
 import { checkSize, hasherFor } from '../digest/verify.js';
@@ -13,7 +12,9 @@ import { MediaType, ociLayerType } from './media-types.js';
 import { ArchiveImageReader, layoutBlobPath, readArchiveIndex, readBlobMember } from './oci-archive.js';
 import { checkNameTag } from './reference.js';
 import { checkDescriptor, resolveImage, type ResolvedImage } from './resolve.js';
-import { indexTarFile, openMember, readMember, readMemberHead, requireFile, sniffCompression, type TarIndex } from './tar-index.js';
+import { sniffCompression } from './compression.js';
+import { indexTarFile, openMember, readMember, readMemberHead, requireFile, type TarIndex } from './tar-index.js';
+import type { LazyLayer } from './standard-image.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
 import { CHUNK } from '../chunk.js';
 
@@ -154,12 +155,18 @@ export interface DockerArchiveImage {
   configBytes: Buffer;
   repoTags: string[];
   /**
-   * In config order; `size` is the uncompressed tar size, known before reading. A file output
-   * runs `plan` (when given) on a copy thread instead of reading `open`: the same bytes. Each
-   * layer's bytes are checked against its diff_id unless it is `verified` (hashed and matched
-   * before, from blobs that cannot have changed since): then only its size is.
+   * In config order (see LazyLayer): a file output runs `plan` (when given) on a copy thread
+   * instead of reading `open`: the same bytes. Each layer's bytes are checked against its diff_id
+   * unless it is `verified`: then only its size is.
    */
-  layers: { diffId: Digest; size: number; verified?: boolean; open(): Promise<Readable | AsyncGenerator<Buffer>>; plan?(): AsyncIterable<Piece> }[];
+  layers: readonly ArchiveLayer[];
+}
+
+/** A layer as the archive writer takes it: a LazyLayer fits. */
+export interface ArchiveLayer extends Pick<LazyLayer, 'diffId' | 'plan'> {
+  size: number;
+  verified?: boolean;
+  open(): AsyncIterable<Buffer> | Promise<AsyncIterable<Buffer>>;
 }
 
 /** Refuses, before a byte is written, an image whose layers disagree with its config. */
@@ -200,8 +207,8 @@ async function* layerData(layer: DockerArchiveImage['layers'][number]): AsyncGen
       yield chunk;
     }
   } finally {
-    if ('destroy' in src) src.destroy();
-    else await src.return(undefined);
+    if (src instanceof Readable) src.destroy();
+    else await (src as AsyncGenerator<Buffer>).return?.(undefined);
   }
   if (size !== layer.size) throw new BlockportError('EDIGEST', `layer ${layer.diffId}: ${size} bytes, ${layer.size} promised`, { subject: layer.diffId });
   if (h) checkLayerDigest(layer, await h.digest());

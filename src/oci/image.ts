@@ -1,31 +1,60 @@
 import type { Readable } from 'node:stream';
-import type { FsBlobStore, StoredBlob } from '../cas/blob-store.js';
-import type { CopyThreads, Piece } from '../cas/copy-plan.js';
-import type { Descriptor, ImageConfig, ImageManifest } from './types.js';
+import type { StoredBlob } from '../cas/blob-store.js';
+import type { CopyThreads, FileRange, Piece } from '../cas/copy-plan.js';
+import type { Digest } from '../digest/digest.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
 
-/** An image opened for reading, wherever it lives. */
+/**
+ * An image opened for reading, wherever it lives: a layout, an archive, the store, a registry.
+ * Every transport implements all of it; what differs is only where the bytes are.
+ */
 export interface ImageReader {
   /** The reference it was opened from, for messages. */
   readonly ref: string;
+  /** What the reference names, index or manifest, as a bare descriptor (no ref-name annotation). */
+  readonly top: Descriptor;
+  /** The index the reference named, when it named one (block-form images are tagged as an index). */
+  readonly index?: { descriptor: Descriptor; index: ImageIndex; bytes: Buffer };
   /** The image manifest (for a block-form image, the one with `blocks`). */
   readonly manifest: ImageManifest;
   readonly manifestBytes: Buffer;
   readonly manifestDescriptor: Descriptor;
   readonly config: ImageConfig;
   readonly configBytes: Buffer;
-  /** A verified stream of a blob this image references. */
+  /** A small blob (index, manifest, config) this image reaches, read whole and verified. */
+  readBlob(desc: Descriptor): Promise<Buffer>;
+  /** A verified stream of a blob this image reaches. */
   openBlob(desc: Descriptor): Promise<Readable>;
-  /** The blob files, when this place keeps blobs as files (layouts, the store): for links and ranges. */
-  readonly files?: FsBlobStore;
-  /** Where a blob's bytes lie, unchanged, in a plain file (a layout's blob file, an archive member), if they do. */
-  locateFile?(desc: Descriptor): FileSpot | undefined;
+  /**
+   * Where a blob's bytes lie, unchanged, in a plain file (a layout's blob file, an archive
+   * member), or undefined when they do not (a registry) or the blob is absent. Bytes read from a
+   * spot are not verified: callers check what they take (a diff_id, a digest) themselves.
+   */
+  locate(desc: Descriptor): Promise<FileSpot | undefined>;
+  /** Block-form layers of this place already seen to splice into their diff_id (the store keeps them). */
+  readonly records: LayerRecords;
   close(): Promise<void>;
 }
 
-/** Bytes at `offset` of the file `path`. */
-export interface FileSpot {
-  path: string;
-  offset: number;
+/**
+ * A record of block-form layers whose spliced bytes were hashed and matched their diff_id, kept
+ * by a place whose blobs cannot change unseen (the store: docs/spec.md 11.1).
+ */
+export interface LayerRecords {
+  has(layer: Digest, diffId: Digest): Promise<boolean>;
+  record(layer: Digest, diffId: Digest): Promise<void>;
+}
+
+/** Places that keep no records: every layer is hashed every time. */
+export const NO_RECORDS: LayerRecords = { has: async () => false, record: async () => {} };
+
+/** Where a blob lies: `size` bytes at `offset` of the file `path`. */
+export interface FileSpot extends FileRange {
+  /**
+   * True when the file is the blob itself, named by its digest in a blob folder that verified it
+   * on the way in (a layout or the store): it may be hard-linked into another such folder.
+   */
+  blobFile: boolean;
 }
 
 /** A place an image is written to, blob by blob; the tag appears only at `commit`. */
@@ -35,9 +64,12 @@ export interface ImageWriter {
   hasBlob(desc: Descriptor): Promise<boolean>;
   /** Streams a blob in, verifying it against `expected` when given. */
   putBlob(source: Readable, expected?: StoredBlob): Promise<StoredBlob>;
-  /** Writes the bytes of a copy plan on a copy thread (places that keep blobs as files). */
-  putPlan?(plan: AsyncIterable<Piece>, threads: CopyThreads): Promise<StoredBlob>;
-  /** Makes a blob of `from` present here, by linking when both keep files. */
+  /**
+   * Writes the bytes of a copy plan (file ranges and bytes at hand) as one blob, on a copy thread;
+   * with `expected`, refuses (and keeps nothing) if they do not match.
+   */
+  putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob>;
+  /** Makes a blob of `from` present here: linked when both keep blob files, else copied and verified. */
   copyBlob(from: ImageReader, desc: Descriptor): Promise<void>;
   /** Tags `top` (a manifest or index already written with putBlob) and makes the image visible. */
   commit(top: Descriptor): Promise<void>;

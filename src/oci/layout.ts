@@ -6,7 +6,7 @@ import { acquireLock } from '../cas/lock.js';
 import { writeFileAtomic } from '../cas/atomic.js';
 import { FsBlobStore, type StoredBlob } from '../cas/blob-store.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import type { ImageReader, ImageWriter } from './image.js';
+import type { FileSpot, ImageReader, ImageWriter, LayerRecords } from './image.js';
 import { parseJson, readSmall } from './json.js';
 import { Annotation, MediaType } from './media-types.js';
 import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
@@ -100,11 +100,11 @@ export class OciLayout {
     return readSmall(await this.blobs.open(d.digest, d.size), `blob ${d.digest}`);
   }
 
-  /** Opens the image tagged `tag` for reading. */
-  async openImage(tag: string | undefined, ref: string): Promise<LayoutImageReader> {
+  /** Opens the image tagged `tag` for reading; `records` when this layout keeps them (the store). */
+  async openImage(tag: string | undefined, ref: string, records?: LayerRecords): Promise<LayoutImageReader> {
     const top = await this.find(tag);
     const resolved = await resolveImage(top, (d) => this.readBlob(d), ref);
-    return new LayoutImageReader(ref, this, resolved);
+    return new LayoutImageReader(ref, this, resolved, records);
   }
 }
 
@@ -115,19 +115,26 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export class LayoutImageReader extends ResolvedImageReader implements ImageReader {
-  /** `files`: where the blobs are read from, when not (only) the layout's blob folder. */
+export class LayoutImageReader extends ResolvedImageReader {
   constructor(
     ref: string,
     readonly layout: OciLayout,
     resolved: ResolvedImage,
-    readonly files: FsBlobStore = layout.blobs,
+    records?: LayerRecords,
   ) {
-    super(ref, resolved);
+    super(ref, resolved, records);
   }
 
-  openBlob(desc: Descriptor): Promise<Readable> {
-    return this.files.open(desc.digest, desc.size);
+  protected openStored(desc: Descriptor): Promise<Readable> {
+    return this.layout.blobs.open(desc.digest, desc.size);
+  }
+
+  override readBlob(desc: Descriptor): Promise<Buffer> {
+    return this.layout.readBlob(desc);
+  }
+
+  locate(desc: Descriptor): Promise<FileSpot | undefined> {
+    return this.layout.blobs.locate(desc);
   }
 }
 
@@ -154,13 +161,14 @@ export class LayoutImageWriter implements ImageWriter {
     return this.blobs.put(source, expected);
   }
 
-  putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads): Promise<StoredBlob> {
-    return this.blobs.putPlan(plan, threads);
+  putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob> {
+    return this.blobs.putPlan(plan, threads, expected);
   }
 
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {
     if (await this.hasBlob(desc)) return;
-    if (from.files) return this.layout.blobs.adopt(from.files, desc.digest, desc.size);
+    const spot = await from.locate(desc);
+    if (spot?.blobFile) return this.layout.blobs.adopt(spot.path, desc.digest, desc.size);
     await this.layout.blobs.put(await from.openBlob(desc), { digest: desc.digest, size: desc.size });
   }
 

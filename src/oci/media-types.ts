@@ -36,6 +36,21 @@ export function compressionOf(mediaType: string): Compression {
   return 'none';
 }
 
+/** An image index or Docker manifest list. */
+export function isIndex(d: { mediaType: string }): boolean {
+  return d.mediaType === MediaType.ociIndex || d.mediaType === MediaType.dockerManifestList;
+}
+
+/** An OCI or Docker v2 image manifest (carriers included: they are manifests too). */
+export function isImageManifest(d: { mediaType: string }): boolean {
+  return d.mediaType === MediaType.ociManifest || d.mediaType === MediaType.dockerManifest;
+}
+
+/** Anything fetched from a registry's /manifests/ endpoint rather than /blobs/. */
+export function isManifestType(mediaType: string): boolean {
+  return isIndex({ mediaType }) || isImageManifest({ mediaType });
+}
+
 export function isBlockLayer(mediaType: string): boolean {
   return mediaType.startsWith('application/vnd.blockport.layer.v1.tar');
 }
@@ -51,6 +66,12 @@ export function ociLayerType(c: Compression): string {
 
 export function blockLayerType(c: Compression): string {
   return c === 'gzip' ? MediaType.blockLayerGzip : c === 'zstd' ? MediaType.blockLayerZstd : MediaType.blockLayer;
+}
+
+/** The uncompressed layer size blockport's annotation gives, when a descriptor carries a valid one. */
+export function annotatedSize(desc: { annotations?: Record<string, string> }): number | undefined {
+  const v = desc.annotations?.[Annotation.layerSize];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
 /** Annotation keys blockport sets. */

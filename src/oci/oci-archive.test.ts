@@ -65,7 +65,10 @@ describe('openOciArchive', () => {
   it('reads a skopeo oci-archive as the image it was made from', async () => {
     const r = await openOciArchive(skopeoArchive, 't', 'test');
     await assertSameImage(r);
-    assert.equal(r.files, undefined);
+    // its blobs are archive members: located in the archive file, never linkable blob files
+    const spot = await r.locate(r.manifest.layers[0]);
+    assert.equal(spot?.path, skopeoArchive);
+    assert.equal(spot?.blobFile, false);
     await assertSameImage(await openOciArchive(skopeoArchive, undefined, 'test'));
     await assert.rejects(openOciArchive(skopeoArchive, 'nope', 'test'), isCode('ENOTFOUND'));
     await assert.rejects(openOciArchive(join(tmp, 'layer.tar'), undefined, 'test'), isCode('ENOTFOUND'));

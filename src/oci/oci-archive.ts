@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fsyncDir, streamToFileAtomic, tempPathFor } from '../cas/atomic.js';
 import { openFile, type StoredBlob } from '../cas/blob-store.js';
+import type { CopyThreads, Piece } from '../cas/copy-plan.js';
 import { digestHex, sha256 } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
@@ -39,25 +40,31 @@ export async function readBlobMember(index: TarIndex, name: string, desc: Descri
   return bytes;
 }
 
-/** An image read in place from a tar file; `locate` names the member holding a blob. */
-export class ArchiveImageReader extends ResolvedImageReader implements ImageReader {
+/** An image read in place from a tar file; `memberOf` names the member holding a blob. */
+export class ArchiveImageReader extends ResolvedImageReader {
   constructor(
     ref: string,
-    readonly index: TarIndex,
+    readonly archive: TarIndex,
     resolved: ResolvedImage,
-    private readonly locate: (desc: Descriptor) => string,
+    private readonly memberOf: (desc: Descriptor) => string,
   ) {
     super(ref, resolved);
   }
 
-  async openBlob(desc: Descriptor): Promise<Readable> {
-    return openBlobMember(this.index, this.locate(desc), desc);
+  protected async openStored(desc: Descriptor): Promise<Readable> {
+    return openBlobMember(this.archive, this.memberOf(desc), desc);
   }
 
   /** A blob's bytes are its member's data, at a known offset of the archive file. */
-  locateFile(desc: Descriptor): FileSpot | undefined {
-    const m = this.index.members.get(this.locate(desc));
-    return m && m.type === 'file' && m.size === desc.size ? { path: this.index.file, offset: m.offset } : undefined;
+  async locate(desc: Descriptor): Promise<FileSpot | undefined> {
+    let name: string;
+    try {
+      name = this.memberOf(desc);
+    } catch {
+      return undefined;
+    }
+    const m = this.archive.members.get(name);
+    return m && m.type === 'file' && m.size === desc.size ? { path: this.archive.file, offset: m.offset, size: m.size, blobFile: false } : undefined;
   }
 }
 
@@ -164,6 +171,11 @@ export class OciArchiveWriter implements ImageWriter {
   async putBlob(source: Readable, expected?: StoredBlob): Promise<StoredBlob> {
     await this.init();
     return this.inner.putBlob(source, expected);
+  }
+
+  async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob> {
+    await this.init();
+    return this.inner.putPlan(plan, threads, expected);
   }
 
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {

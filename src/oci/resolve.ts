@@ -1,33 +1,75 @@
-import { parseDigest } from '../digest/digest.js';
+import { Readable } from 'node:stream';
+import { parseDigest, type Digest } from '../digest/digest.js';
 import { checkSize } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
-import { parseJson } from './json.js';
-import { MediaType } from './media-types.js';
+import { NO_RECORDS, type FileSpot, type ImageReader, type LayerRecords } from './image.js';
+import { parseJson, readSmall } from './json.js';
+import { MediaType, isImageManifest, isIndex } from './media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
 
 /**
- * The part every ImageReader shares: the resolved manifest and config, held once. Places differ
- * only in how they open a blob.
+ * The part every ImageReader shares: the resolved index, manifest and config, held once, and
+ * small blobs served from them. Places differ only in how they open and locate a blob.
  */
-export abstract class ResolvedImageReader {
+export abstract class ResolvedImageReader implements ImageReader {
+  readonly top: Descriptor;
+  readonly index?: ResolvedImage['index'];
   readonly manifest: ImageManifest;
   readonly manifestBytes: Buffer;
   readonly manifestDescriptor: Descriptor;
   readonly config: ImageConfig;
   readonly configBytes: Buffer;
+  private readonly known: Map<Digest, Buffer>;
 
   constructor(
     readonly ref: string,
-    readonly resolved: ResolvedImage,
+    resolved: ResolvedImage,
+    readonly records: LayerRecords = NO_RECORDS,
   ) {
+    this.index = resolved.index;
+    this.top = bareDescriptor(resolved.index?.descriptor ?? resolved.manifestDescriptor);
     this.manifest = resolved.manifest;
     this.manifestBytes = resolved.manifestBytes;
     this.manifestDescriptor = resolved.manifestDescriptor;
     this.config = resolved.config;
     this.configBytes = resolved.configBytes;
+    this.known = new Map([
+      [resolved.manifestDescriptor.digest, resolved.manifestBytes],
+      [resolved.manifest.config.digest, resolved.configBytes],
+      ...(resolved.index ? [[resolved.index.descriptor.digest, resolved.index.bytes] as [Digest, Buffer]] : []),
+    ]);
+  }
+
+  /** A verified stream of a blob where this place keeps it. */
+  protected abstract openStored(desc: Descriptor): Promise<Readable>;
+  abstract locate(desc: Descriptor): Promise<FileSpot | undefined>;
+
+  /**
+   * The index, manifest and config come from memory: they were verified while resolving, and a
+   * docker-archive's manifest exists nowhere else (it is derived from manifest.json).
+   */
+  openBlob(desc: Descriptor): Promise<Readable> {
+    const bytes = this.known.get(desc.digest);
+    if (bytes && bytes.length === desc.size) return Promise.resolve(Readable.from([bytes]));
+    return this.openStored(desc);
+  }
+
+  /** Bytes already read and verified while resolving; else a verified read, capped in size. */
+  async readBlob(desc: Descriptor): Promise<Buffer> {
+    const bytes = this.known.get(desc.digest);
+    if (bytes && bytes.length === desc.size) return bytes;
+    return readSmall(await this.openStored(desc), `blob ${desc.digest}`);
   }
 
   async close(): Promise<void> {}
+}
+
+/** A descriptor without annotations: what an image is, not what a place calls it. */
+export function bareDescriptor(d: Descriptor): Descriptor {
+  const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  if (d.artifactType) out.artifactType = d.artifactType;
+  if (d.platform) out.platform = d.platform;
+  return out;
 }
 
 export interface ResolvedImage {
@@ -51,6 +93,12 @@ export function checkDescriptor(d: unknown, where: string): Descriptor {
   return x;
 }
 
+/** The platform an image config declares, for index and layout descriptors. */
+export function platformOf(config: ImageConfig): Descriptor['platform'] {
+  if (!config.os || !config.architecture) return undefined;
+  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+}
+
 function hostPlatform(): { os: string; architecture: string } {
   const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
   return { os: 'linux', architecture: arch };
@@ -58,7 +106,7 @@ function hostPlatform(): { os: string; architecture: string } {
 
 /** Picks the image manifest from an index: the block-form one, else the host's platform, else the only one. */
 function pick(index: ImageIndex, where: string): Descriptor {
-  const images = index.manifests.filter((m) => m.mediaType === MediaType.ociManifest || m.mediaType === MediaType.dockerManifest);
+  const images = index.manifests.filter(isImageManifest);
   const blockForm = images.filter((m) => m.artifactType !== MediaType.blockCarrier);
   if (index.artifactType === MediaType.blockImage && blockForm.length >= 1) return blockForm[0];
   if (blockForm.length === 1) return blockForm[0];
@@ -76,7 +124,7 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
   let desc = top;
   let index: ResolvedImage['index'];
   let bytes = await read(desc);
-  for (let depth = 0; desc.mediaType === MediaType.ociIndex || desc.mediaType === MediaType.dockerManifestList; depth++) {
+  for (let depth = 0; isIndex(desc); depth++) {
     if (depth > 2) throw new BlockportError('EUNSUPPORTED', `${where}: indexes nested too deep`);
     const idx = parseJson<ImageIndex>(bytes, `${where}: index ${desc.digest}`);
     if (!Array.isArray(idx.manifests)) throw new BlockportError('ECORRUPT', `${where}: index ${desc.digest} has no manifests`);
@@ -85,7 +133,7 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
     desc = pick(idx, where);
     bytes = await read(desc);
   }
-  if (desc.mediaType !== MediaType.ociManifest && desc.mediaType !== MediaType.dockerManifest) {
+  if (!isImageManifest(desc)) {
     throw new BlockportError('EUNSUPPORTED', `${where}: ${desc.mediaType} is not an image manifest`);
   }
   const manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);

@@ -2,15 +2,14 @@ import { promises as fsp, createReadStream, type promises } from 'node:fs';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { BLOCK, applyPax, isZeroBlock, parseBlock, parsePax, type TarHeader, type TarType } from '../tar/header.js';
+import { FileBytes } from '../tar/bytes.js';
+import type { TarType } from '../tar/header.js';
 import { cleanPath, resolveLink } from '../tar/path.js';
-import { paddingOf } from '../tar/reader.js';
+import { TarReader } from '../tar/reader.js';
+import { sniffCompression } from './compression.js';
 import { MAX_JSON_BLOB } from './json.js';
-import type { Compression } from './media-types.js';
 import { CHUNK } from '../chunk.js';
 
-/** Largest extension header (PAX or GNU long name) accepted while indexing: a DoS guard. */
-const MAX_EXTENSION = 1 << 20;
 /** Most links followed to reach a regular member. */
 const MAX_LINK_HOPS = 8;
 
@@ -47,55 +46,6 @@ async function readAt(fh: FileHandle, pos: number, n: number, file: string): Pro
 }
 
 /**
- * The next entry's header, with PAX and GNU long-name extensions applied, and the offset of its
- * data; null at the end-of-archive marker or at a clean end of file.
- */
-async function nextHeader(fh: FileHandle, start: number, total: number, file: string, global: Map<string, Buffer>): Promise<{ header: TarHeader; data: number } | null> {
-  let pos = start;
-  let pax = new Map<string, Buffer>();
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  for (;;) {
-    const pending = pos !== start;
-    if (pos >= total && !pending) return null;
-    const block = await readAt(fh, pos, BLOCK, file);
-    pos += BLOCK;
-    if (isZeroBlock(block) && !pending) return null;
-    const h = parseBlock(block);
-    if (!'xgLK'.includes(h.typeflag)) {
-      const header: TarHeader = h;
-      if (longName !== undefined) header.path = longName;
-      if (longLink !== undefined) header.linkname = longLink;
-      applyPax(header, new Map([...global, ...pax]));
-      // old GNU sparse entries with extension blocks keep more headers before their data
-      if (h.typeflag === 'S' && block[482] !== 0) {
-        throw new BlockportError('EUNSUPPORTED', `${file}: old GNU sparse entry ${header.path} with extension blocks`, { subject: file });
-      }
-      return { header, data: pos };
-    }
-    if (h.size > MAX_EXTENSION) throw new BlockportError('ECORRUPT', `${file}: tar extension header of ${h.size} bytes is too large`, { subject: file });
-    const body = await readAt(fh, pos, h.size, file);
-    pos += h.size + paddingOf(h.size);
-    if (h.typeflag === 'x') pax = new Map([...pax, ...parsePax(body)]);
-    else if (h.typeflag === 'g') for (const [k, v] of parsePax(body)) global.set(k, v); // applies to every later entry
-    else if (h.typeflag === 'L') longName = cstr(body);
-    else longLink = cstr(body);
-  }
-}
-
-function cstr(b: Buffer): string {
-  const nul = b.indexOf(0);
-  return b.subarray(0, nul === -1 ? b.length : nul).toString('utf8');
-}
-
-/** The compression a stream's first bytes announce (gzip 1f8b, zstd 28b52ffd). */
-export function sniffCompression(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return 'zstd';
-  return 'none';
-}
-
-/**
  * Indexes an uncompressed tar file by reading only its headers and seeking past the data, so a
  * multi-gigabyte archive is indexed in milliseconds. A member running past the end of the file is
  * ECORRUPT; a member name that climbs out of the root is EUNSAFE.
@@ -114,16 +64,13 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
       throw new BlockportError('EUNSUPPORTED', `${file}: archive is ${compression}-compressed; decompress it first`, { subject: file });
     }
     const members = new Map<string, TarMember>();
-    const global = new Map<string, Buffer>();
-    let pos = 0;
-    for (;;) {
-      const next = await nextHeader(fh, pos, total, file, global);
-      if (!next) break;
-      const { header: h, data } = next;
-      pos = data + h.size + paddingOf(h.size);
-      if (pos > total) throw new BlockportError('ECORRUPT', `${file}: truncated tar (${h.path} runs past the end of the file)`, { subject: file });
+    // the tar reader walks the headers; on a FileBytes, member data is skipped, never read
+    const reader = new TarReader(new FileBytes(fh.fd, total, file), file);
+    for await (const e of reader.entries()) {
+      if (e.global) continue; // a PAX global header names no member
+      const h = e.header;
       const name = cleanPath(h.path, `${file}: tar entry`);
-      if (name !== '') members.set(name, { name, type: h.type, linkname: h.linkname, offset: data, size: h.size });
+      if (name !== '') members.set(name, { name, type: h.type, linkname: h.linkname, offset: e.offset + e.raw.length, size: h.size });
     }
     return { file, members };
   } catch (err) {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { sha256 } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
-import { formatRef, parseRef } from '../oci/reference.js';
+import { formatRef, parseRef } from '../index.js';
 import { findCredentials, parseChallenge } from './auth.js';
 import { isInsecure } from './client.js';
 import { TaskPool } from './pool.js';

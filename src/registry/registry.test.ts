@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import '../transports.js';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { sha256, type Digest } from '../digest/digest.js';

@@ -1,25 +1,27 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/types.js';
-import type { ImageReader } from '../oci/image.js';
-import { formatRef, parseRef, type ImageRef } from '../oci/reference.js';
+import { formatRef, parseRef } from '../oci/transport.js';
 import { resolveImage, ResolvedImageReader, type ResolvedImage } from '../oci/resolve.js';
 import { BlockportError } from '../errors.js';
 import { clientFor, type ClientOptions, type RegistryClient } from './client.js';
 import { RemoteImageWriter, type PushStats, type RemoteWriterOptions } from './remote-writer.js';
 import { isManifestType, Repository } from './repository.js';
+import type { DockerRef } from './transport.js';
 
-export type DockerRef = Extract<ImageRef, { transport: 'docker' }>;
+export type { DockerRef };
 
 /** How to reach a registry: a client to share, or options for a new one. */
 export interface RemoteOptions extends ClientOptions {
   client?: RegistryClient;
+  /** Names the image in messages (default: the reference). */
+  label?: string;
 }
 
 /** Accepts "docker://..." or a parsed docker reference. */
 export function dockerRef(ref: string | DockerRef): DockerRef {
   const r = typeof ref === 'string' ? parseRef(ref) : ref;
   if (r.transport !== 'docker') throw new BlockportError('EUSAGE', `${String(ref)}: not a docker:// reference`);
-  return r;
+  return r as DockerRef;
 }
 
 /** The client and repository handle a reference names. */
@@ -28,7 +30,7 @@ export function repositoryFor(r: DockerRef, push: boolean, options: RemoteOption
 }
 
 /** An image read from a registry: manifests fetched once and verified, blobs streamed and verified. */
-export class RemoteImageReader extends ResolvedImageReader implements ImageReader {
+export class RemoteImageReader extends ResolvedImageReader {
   constructor(
     ref: string,
     readonly repo: Repository,
@@ -37,8 +39,18 @@ export class RemoteImageReader extends ResolvedImageReader implements ImageReade
     super(ref, resolved);
   }
 
-  openBlob(desc: Descriptor): Promise<Readable> {
+  protected openStored(desc: Descriptor): Promise<Readable> {
     return this.repo.openBlob(desc);
+  }
+
+  override async readBlob(desc: Descriptor): Promise<Buffer> {
+    if (isManifestType(desc.mediaType)) return (await this.repo.getManifest(desc.digest)).bytes;
+    return super.readBlob(desc);
+  }
+
+  /** Registry blobs are never plain files here. */
+  async locate(): Promise<undefined> {
+    return undefined;
   }
 }
 
@@ -48,7 +60,7 @@ export class RemoteImageReader extends ResolvedImageReader implements ImageReade
  */
 export async function openRemoteImage(ref: string | DockerRef, options: RemoteOptions = {}): Promise<RemoteImageReader> {
   const r = dockerRef(ref);
-  const name = typeof ref === 'string' ? ref : formatRef(r);
+  const name = options.label ?? (typeof ref === 'string' ? ref : formatRef(r));
   const repo = repositoryFor(r, false, options);
   const top = await repo.getManifest(r.digest ?? r.tag!);
   const read = async (d: Descriptor): Promise<Buffer> => {
@@ -69,7 +81,7 @@ export async function openRemoteWriter(ref: string | DockerRef, options: RemoteO
   const repo = repositoryFor(r, true, options);
   await repo.hasManifest(r.digest ?? r.tag!);
   const childTags = options.childTags ?? (options.env ?? process.env).BLOCKPORT_REGISTRY_CHILD_TAGS !== '0';
-  return new RemoteImageWriter(typeof ref === 'string' ? ref : formatRef(r), repo, { tag: r.tag, digest: r.digest }, { ...options, childTags });
+  return new RemoteImageWriter(options.label ?? (typeof ref === 'string' ? ref : formatRef(r)), repo, { tag: r.tag, digest: r.digest }, { ...options, childTags });
 }
 
 export { RemoteImageWriter, type PushStats, type RemoteWriterOptions };

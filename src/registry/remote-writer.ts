@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { StoredBlob } from '../cas/blob-store.js';
+import type { CopyThreads, Piece } from '../cas/copy-plan.js';
 import { sha256, type Digest } from '../digest/digest.js';
 import { checkSize, HashingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
@@ -14,7 +15,7 @@ import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 import { TaskPool } from './pool.js';
 import { isManifestType, Repository } from './repository.js';
 import { uploadBlob, type BlobSource } from './upload.js';
-import { CHUNK } from '../chunk.js';
+import { CHUNK, peek } from '../chunk.js';
 
 /** What a push did, for statistics and tests. */
 export interface PushStats {
@@ -61,18 +62,6 @@ function looksLikeManifest(bytes: Buffer): boolean {
   } catch {
     return false;
   }
-}
-
-/** Reads the first chunk of `source`; returns its first byte and a stream of all the bytes. */
-async function peek(source: Readable): Promise<{ first?: number; stream: Readable }> {
-  const it = source[Symbol.asyncIterator]();
-  const head = await it.next();
-  if (head.done) return { stream: Readable.from([]) };
-  async function* all(): AsyncGenerator<Buffer> {
-    yield head.value as Buffer;
-    for (let n = await it.next(); !n.done; n = await it.next()) yield n.value as Buffer;
-  }
-  return { first: (head.value as Buffer)[0], stream: Readable.from(all(), { objectMode: false }) };
 }
 
 async function firstByte(file: string): Promise<number | undefined> {
@@ -178,9 +167,9 @@ export class RemoteImageWriter implements ImageWriter {
     }
     // small JSON first: a manifest is no blob, so asking for it under /blobs/ would be wasted
     if (blob.size <= MAX_MANIFEST) {
-      const p = await peek(source);
+      const p = await peek(source, 1);
       source = p.stream;
-      if (p.first === 0x7b /* { */) {
+      if (p.head[0] === 0x7b /* { */) {
         const bytes = await readSmall(source, `blob ${blob.digest}`, MAX_MANIFEST);
         if (bytes.length !== blob.size || sha256(bytes) !== blob.digest) {
           throw new BlockportError('EDIGEST', `blob ${blob.digest}: content does not match (got ${sha256(bytes)}, ${bytes.length} bytes)`, { subject: blob.digest });
@@ -213,7 +202,11 @@ export class RemoteImageWriter implements ImageWriter {
       await fsp.rm(file, { force: true });
       throw fromSystemError(err, file);
     }
-    const blob = hashing.summary;
+    return this.putFile(file, hashing.summary);
+  }
+
+  /** A blob spooled to `file` (removed once it is uploaded or found present). */
+  private async putFile(file: string, blob: { digest: Digest; size: number }): Promise<StoredBlob> {
     const remove = () => fsp.rm(file, { force: true });
     if (blob.size <= MAX_MANIFEST && (await firstByte(file)) === 0x7b) {
       const bytes = await fsp.readFile(file);
@@ -229,6 +222,26 @@ export class RemoteImageWriter implements ImageWriter {
     return { ...blob, created: true };
   }
 
+  /** Runs the plan into a temp file on a copy thread (which hashes it), then uploads that file. */
+  async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob> {
+    if (expected && (this.held.has(expected.digest) || (await this.hasBlob(expected)))) {
+      this.skip(expected.size);
+      return { ...expected, created: false };
+    }
+    const file = join(await this.tempDir(), `spool-${this.spools++}`);
+    let blob: { digest: Digest; size: number };
+    try {
+      blob = await threads.copy(file, 0, plan, { create: true, signal: this.aborter.signal });
+      if (expected && (blob.digest !== expected.digest || blob.size !== expected.size)) {
+        throw new BlockportError('EDIGEST', `blob ${expected.digest}: digest mismatch (got ${blob.digest}, ${blob.size} bytes)`, { subject: expected.digest });
+      }
+    } catch (err) {
+      await fsp.rm(file, { force: true });
+      throw fromSystemError(err, file);
+    }
+    return this.putFile(file, blob);
+  }
+
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {
     if (await this.hasBlob(desc)) {
       this.skip(desc.size);
@@ -237,7 +250,8 @@ export class RemoteImageWriter implements ImageWriter {
     // the same registry holds it under another name: let the registry link it, no bytes sent
     const fromRepo = (from as { repo?: unknown }).repo;
     const mountFrom = fromRepo instanceof Repository && fromRepo.client.host === this.repo.client.host ? fromRepo.name : undefined;
-    const local = from.files && (await from.files.size(desc.digest)) === desc.size ? from.files.path(desc.digest) : undefined;
+    const spot = await from.locate(desc);
+    const local = spot?.blobFile ? spot.path : undefined;
     await this.queue({ digest: desc.digest, size: desc.size }, local ? { file: local } : { open: () => from.openBlob(desc) }, mountFrom);
   }
 

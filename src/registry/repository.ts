@@ -3,7 +3,9 @@ import { parseDigest, sha256, type Digest } from '../digest/digest.js';
 import { checkSize, VerifyingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { MAX_JSON_BLOB, readSmall } from '../oci/json.js';
-import { MediaType } from '../oci/media-types.js';
+import { MediaType, isManifestType } from '../oci/media-types.js';
+
+export { isManifestType };
 import type { Descriptor } from '../oci/types.js';
 import { errorText, type RegistryClient } from './client.js';
 import { CHUNK } from '../chunk.js';
@@ -17,9 +19,6 @@ export interface ManifestResult {
 /** The manifest media types blockport reads, in the order it prefers them. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
-export function isManifestType(mediaType: string): boolean {
-  return mediaType === MediaType.ociIndex || mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifestList || mediaType === MediaType.dockerManifest;
-}
 
 /** The media type a manifest declares in its body, else what the server said. */
 function manifestType(bytes: Buffer, header: string | null): string {

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { reachable } from '../bundle/reachable.js';
+import { reachable } from '../oci/graph.js';
+import { tempFileOwner } from '../cas/atomic.js';
 import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import type { OciLayout } from '../oci/layout.js';
@@ -15,8 +16,6 @@ export interface GcResult {
   dryRun: boolean;
 }
 
-/** Temp names written by src/cas/atomic.ts: `.NAME.tmp-PID-RANDOM`. */
-const TEMP_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
 
 /**
  * Deletes the store's blobs that no tag reaches (index -> manifests -> config, layers, blocks) and
@@ -50,8 +49,8 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
     for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
     for (const dir of [layout.blobs.dir, verified.dir]) {
       for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-        const m = TEMP_RE.exec(name);
-        if (!m || alive(Number(m[1]))) continue;
+        const owner = tempFileOwner(name);
+        if (owner === undefined || alive(owner)) continue;
         result.tempFiles.push(name);
         if (!opts.dryRun) await fsp.rm(join(dir, name), { force: true });
       }

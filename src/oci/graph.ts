@@ -1,25 +1,15 @@
 import type { Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
-import { parseJson } from '../oci/json.js';
-import { MediaType } from '../oci/media-types.js';
-import { checkDescriptor } from '../oci/resolve.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
+import { parseJson } from './json.js';
+import { isImageManifest, isIndex } from './media-types.js';
+import { checkDescriptor } from './resolve.js';
+import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 
 /** Reads a small JSON blob (index or manifest), verified against its descriptor. */
 export type ReadBlob = (d: Descriptor) => Promise<Buffer>;
 
-const INDEXES: readonly string[] = [MediaType.ociIndex, MediaType.dockerManifestList];
-const MANIFESTS: readonly string[] = [MediaType.ociManifest, MediaType.dockerManifest];
 /** Nesting deeper than this is refused: real images use one index level, block form two at most. */
 const MAX_DEPTH = 4;
-
-export function isIndex(d: Descriptor): boolean {
-  return INDEXES.includes(d.mediaType);
-}
-
-export function isManifest(d: Descriptor): boolean {
-  return MANIFESTS.includes(d.mediaType);
-}
 
 /** Descriptors an index or manifest points to (not `subject`: referrers point at it, not the reverse). */
 function children(d: Descriptor, bytes: Buffer, where: string): Descriptor[] {
@@ -48,7 +38,7 @@ export async function reachable(top: Descriptor, read: ReadBlob, where: string):
   const visit = async (d: Descriptor, depth: number): Promise<void> => {
     if (out.has(d.digest)) return;
     out.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
-    if (!isIndex(d) && !isManifest(d)) return;
+    if (!isIndex(d) && !isImageManifest(d)) return;
     if (depth > MAX_DEPTH) throw new BlockportError('EUNSUPPORTED', `${where}: indexes nested too deep`);
     for (const c of children(d, await read(d), where)) await visit(c, depth + 1);
   };

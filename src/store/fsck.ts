@@ -2,14 +2,15 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
+import { tempFileOwner } from '../cas/atomic.js';
 import { acquireLock, alive } from '../cas/lock.js';
 import type { Digest } from '../digest/digest.js';
 import { HashingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import type { OciLayout } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
-import { reachable } from './reachable.js';
-import { VerifiedLayers } from '../store/verified.js';
+import { reachable } from '../oci/graph.js';
+import { VerifiedLayers } from './verified.js';
 
 export type ProblemKind = 'corrupt' | 'missing' | 'temp' | 'staging' | 'stray' | 'index';
 
@@ -39,7 +40,6 @@ export interface FsckReport {
   ok: boolean;
 }
 
-const TEMP_RE = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/;
 const BLOB_RE = /^[a-f0-9]{64}$/;
 
 
@@ -76,10 +76,10 @@ async function checkBlobs(layout: OciLayout, r: FsckReport, onProgress?: (done: 
 
 /** Records a temp file; returns false when `name` is not one. */
 function noteTemp(path: string, name: string, r: FsckReport): boolean {
-  const m = TEMP_RE.exec(name);
-  if (!m) return false;
-  if (alive(Number(m[1]))) r.inUse.push(path);
-  else r.problems.push({ kind: 'temp', subject: path, message: `leftover temporary file of an interrupted write (process ${m[1]} is gone)` });
+  const owner = tempFileOwner(name);
+  if (owner === undefined) return false;
+  if (alive(owner)) r.inUse.push(path);
+  else r.problems.push({ kind: 'temp', subject: path, message: `leftover temporary file of an interrupted write (process ${owner} is gone)` });
   return true;
 }
 
@@ -136,7 +136,12 @@ async function repair(r: FsckReport): Promise<void> {
  * the leftovers (never a blob). When a blob is corrupt, the records of verified layers go (they
  * are only a cache): materialize then hashes again and names the blob.
  */
-export async function fsck(layout: OciLayout, opts: { repair?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<FsckReport> {
+export interface FsckOptions {
+  repair?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function fsck(layout: OciLayout, opts: FsckOptions = {}): Promise<FsckReport> {
   const st = await fsp.stat(layout.root).catch(() => undefined);
   if (!st?.isDirectory()) throw new BlockportError('ENOTFOUND', `${layout.root}: no store here`, { subject: layout.root });
   const lock = await acquireLock(join(layout.root, '.lock'), `the store ${layout.root}`);

@@ -1,0 +1,117 @@
+import { promises as fsp } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { tempFileOwner } from '../cas/atomic.js';
+import { acquireLock, alive, type Lock } from '../cas/lock.js';
+import { digestHex, type Digest } from '../digest/digest.js';
+import { BlockportError, fromSystemError } from '../errors.js';
+import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
+import { Annotation } from '../oci/media-types.js';
+import { checkNameTag } from '../oci/reference.js';
+import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
+import { gcStore, type GcResult } from './gc.js';
+import { VerifiedLayers } from './verified.js';
+
+/** The local store's folder: $BLOCKPORT_HOME, else $XDG_DATA_HOME/blockport, else ~/.local/share/blockport. */
+export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.BLOCKPORT_HOME) return env.BLOCKPORT_HOME;
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'blockport');
+}
+
+/** An image the store tags. */
+export interface StoreImage {
+  name: string;
+  digest: Digest;
+}
+
+/**
+ * The local store (docs/spec.md section 11): an OCI image layout whose tags are NAME:TAG, plus
+ * what blockport keeps beside it: the store lock, apply's staging folders, the record of
+ * verified layers. Everything that changes the store goes through here.
+ */
+export class Store {
+  readonly layout: OciLayout;
+  readonly verified: VerifiedLayers;
+
+  constructor(readonly home: string) {
+    this.layout = new OciLayout(home);
+    this.verified = new VerifiedLayers(home);
+  }
+
+  /** The store at $BLOCKPORT_HOME (see storeHome). */
+  static open(env: NodeJS.ProcessEnv = process.env): Store {
+    return new Store(storeHome(env));
+  }
+
+  /**
+   * Takes the store lock (apply, gc, fsck); a second holder fails at once with ELOCKED. Holding
+   * it, removes what killed writers left at the store's top (`.index.json.tmp-PID-*` and the
+   * like, written by tempPathFor): nothing else writes there without a live pid.
+   */
+  async lock(): Promise<Lock> {
+    await fsp.mkdir(this.home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, this.home)));
+    const lock = await acquireLock(join(this.home, '.lock'), `the store ${this.home}`);
+    for (const name of await fsp.readdir(this.home).catch(() => [] as string[])) {
+      const owner = tempFileOwner(name);
+      if (owner !== undefined && !alive(owner)) await fsp.rm(join(this.home, name), { force: true }).catch(() => {});
+    }
+    return lock;
+  }
+
+  /** Where an apply of the bundle `bundle` stages its blobs: inside the store, so moving them in is a rename. */
+  stagingDir(bundle: Digest): string {
+    return join(this.home, 'staging', digestHex(bundle));
+  }
+
+  /** Opens the image tagged `name`; its reader trusts the store's verified-layer records. */
+  async openImage(name: string, label = name): Promise<LayoutImageReader> {
+    return this.layout.openImage(name, label, this.verified).catch((err) => {
+      if (err instanceof BlockportError && err.code === 'ENOTFOUND') {
+        throw new BlockportError('ENOTFOUND', `no image ${name} in the store (${this.home}); see 'blockport images'`, { subject: name });
+      }
+      throw err;
+    });
+  }
+
+  /** A writer that tags `name` at commit. */
+  async openWriter(name: string, label = name): Promise<LayoutImageWriter> {
+    await this.layout.init();
+    return new LayoutImageWriter(label, this.layout, name);
+  }
+
+  /** Every tagged image, by name; an empty list for a store that does not exist yet. */
+  async images(): Promise<StoreImage[]> {
+    const index = await this.layout.readIndex().catch((err) => {
+      if (err instanceof BlockportError && err.code === 'ENOTFOUND') return { manifests: [] };
+      throw err;
+    });
+    const out: StoreImage[] = [];
+    for (const m of index.manifests) {
+      const name = m.annotations?.[Annotation.refName];
+      if (name) out.push({ name, digest: m.digest });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /**
+   * Untags images (their blobs go at the next gc). Every name is checked first: with one unknown
+   * name nothing is untagged and the error names it.
+   */
+  async rmi(names: string[]): Promise<{ removed: string[] }> {
+    const held = new Set((await this.images()).map((i) => i.name));
+    for (const n of names) checkNameTag(n, 'rmi');
+    const unknown = names.filter((n) => !held.has(n));
+    if (unknown.length) throw new BlockportError('ENOTFOUND', `no image ${unknown.join(', ')} in the store (nothing removed)`, { subject: unknown[0] });
+    const removed: string[] = [];
+    for (const n of names) if (await this.layout.untag(n)) removed.push(n);
+    return { removed };
+  }
+
+  gc(opts: { graceMs?: number; dryRun?: boolean; now?: number } = {}): Promise<GcResult> {
+    return gcStore(this.layout, opts);
+  }
+
+  fsck(opts: FsckOptions = {}): Promise<FsckReport> {
+    return fsck(this.layout, opts);
+  }
+}
