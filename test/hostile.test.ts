@@ -264,6 +264,21 @@ describe('hostile inputs are refused and change nothing', () => {
     }
   });
 
+  describe('accepted corpus layers, streamed (gzip layers of an OCI layout)', () => {
+    const rules = ['--preset', 'node', '--min-size', '1'];
+    for (const c of tarCases().filter((x) => ['nonzero-padding', 'tail-2mib', 'names-not-utf8', 'global-path-dotdot', 'old-gnu-sparse-extended', 'pax-then-end'].includes(x.name))) {
+      it(`${c.name}: blockified and materialized byte for byte`, async () => {
+        const s = await scene();
+        await writeImageLayout(s.src, 'x', [c.tar]);
+        const tag = `streamed-${c.name}:1`;
+        await ok(['blockify', `oci:${s.src}:x`, tag, ...rules], env);
+        await ok(['materialize', tag, `oci:${s.layout}:again`, '--verify'], env);
+        await ok(['rmi', tag], env);
+        assert.deepEqual(await readdir(tmp), [], 'temp files left in TMPDIR');
+      });
+    }
+  });
+
   describe('import entries that lie', () => {
     /** Edits the import entry of /app/passwd in the block-form image: `edit` gets and returns its text lines. */
     async function withText(edit: (lines: string[]) => string[]): Promise<Awaited<ReturnType<typeof scene>>> {
