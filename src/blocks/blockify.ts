@@ -77,6 +77,12 @@ class PaddingRetry extends Error {
   }
 }
 
+/** Whether `err` is a PaddingRetry, or wraps one (a blob writer may wrap what its stream threw). */
+function isPaddingRetry(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof PaddingRetry) return true;
+  return false;
+}
+
 function isSparse(h: TarHeader): boolean {
   return h.typeflag === 'S' || [...h.pax.keys()].some((k) => k.startsWith('GNU.sparse'));
 }
@@ -368,7 +374,7 @@ async function blockifyLayer(
   try {
     return await blockifyLayerOnce(src, dst, desc, diffId, matcher, tmp, opts);
   } catch (err) {
-    if (!(err instanceof PaddingRetry)) throw err;
+    if (!isPaddingRetry(err)) throw err;
   }
   // rare: a chosen file had non-zero padding. Its block stays behind as garbage (never listed);
   // one pass finds every such file, one more writes the layer without making blocks of them.

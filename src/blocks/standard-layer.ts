@@ -170,7 +170,8 @@ async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess,
     }
     const name = cleanPath(h.path);
     const where = `layer ${desc.digest.slice(0, 19)}: /${name}`;
-    if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('ECORRUPT', `${where}: import entry too large`, { subject: name });
+    // refused before it is read (docs/spec.md 6.2: a limit, EUNSAFE)
+    if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('EUNSAFE', `${where}: import entry of ${h.size} bytes is larger than ${MAX_IMPORT_ENTRY}`, { subject: name });
     const body: Buffer[] = [];
     for await (const chunk of entry.body()) body.push(chunk); // at most MAX_IMPORT_ENTRY bytes, checked above
     const e = parseImportEntry(Buffer.concat(body), name);

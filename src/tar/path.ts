@@ -71,21 +71,24 @@ export class LayerGuard {
   /** The clean path of the entry, after checking it. */
   check(e: GuardedEntry): string {
     const path = cleanPath(e.path, this.what);
-    this.notThrough(path, path);
-    if (e.type === 'hardlink') this.notThrough(cleanLinkTarget(e.linkname, `${this.what}: /${path}`), path);
+    this.notThrough(path, `/${path}`);
+    if (e.type === 'hardlink') {
+      const target = cleanLinkTarget(e.linkname, `${this.what}: /${path}`);
+      this.notThrough(target, `hard link /${path} -> /${target}`);
+    }
     // a later entry at the same path replaces the link (runtimes unlink it first)
     if (e.type === 'symlink') this.symlinks.add(path);
     else if (this.symlinks.size > 0) this.symlinks.delete(path);
     return path;
   }
 
-  /** Refuses `path` when one of its parent folders is a symlink of this layer. */
-  notThrough(path: string, entry: string): void {
+  /** Refuses `path` when one of its parent folders is a symlink of this layer; `what` names it in the message. */
+  private notThrough(path: string, what: string): void {
     if (this.symlinks.size === 0) return;
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const dir = path.slice(0, i);
       if (this.symlinks.has(dir)) {
-        throw new BlockportError('EUNSAFE', `${this.what}: /${entry} goes through the symlink /${dir} of the same layer`, { subject: entry });
+        throw new BlockportError('EUNSAFE', `${this.what}: ${what} goes through the symlink /${dir} of the same layer`, { subject: path });
       }
     }
   }
