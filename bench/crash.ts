@@ -3,6 +3,11 @@
 // leftovers the re-run takes care of, that the re-run succeeds with the right digests, and
 // prints how many runs were killed mid-way and what they left.
 //
+// Measured (seed 4242, 50 runs each, 2 shared cores, beside the test suite): apply 31 killed
+// mid-way, 16 left a staging folder the re-run resumed; materialize 47 killed, the temp file
+// beside the output always removed by the re-run, same bytes; blockify 46 killed, 37 left temp
+// files in blobs/ that the re-run's first write removed. Every re-run right, fsck clean after it.
+//
 //   node dist/bench/crash.js [--runs 50] [--seed N] [--only apply,materialize,blockify]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -279,3 +279,24 @@ test('a full disk while copy threads write a docker-archive: exit 10 naming the 
     await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]));
   }
 });
+
+test('a disk that fills up during a first apply leaves a valid layout (oci-layout, index.json), nothing staged', async (t) => {
+  const mnt = at('small-disk-2');
+  await mkdir(mnt);
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
+  } catch {
+    t.skip('cannot mount a tmpfs here');
+    return;
+  }
+  try {
+    const home = join(mnt, 'store');
+    const r = await bp(home, ['apply', at('app-1.bpk')]);
+    assert.equal(r.code, 10, r.stderr);
+    assert.match(r.stderr, /^blockport: no space left on device while writing /);
+    assert.deepEqual((await readdir(home)).filter((f) => !f.startsWith('.')).sort(), ['blobs', 'index.json', 'oci-layout']);
+    assert.equal(JSON.parse((await bp(home, ['fsck', '--json'])).stdout).ok, true);
+  } finally {
+    await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]));
+  }
+});
