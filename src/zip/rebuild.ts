@@ -1,4 +1,3 @@
-import { deflatePool } from './deflate-pool.js';
 import { deflaterFor } from './deflater.js';
 import { CHUNK } from '../chunk.js';
 import type { FileRange } from './file-range.js';
@@ -89,63 +88,17 @@ function* copySegment(s: Extract<Segment, { kind: 'copy' }>, base: FileRange): G
   }
 }
 
-/** Deflate entries up to this size go to the deflate threads whole; larger ones are deflated here as a stream. */
-export const POOLED_MAX = 1 << 20;
-/** Output bytes (and pieces) queued behind a deflate still under way, at most: bounds memory. */
-const QUEUE_BYTES = 8 << 20;
-const QUEUE_PIECES = 512;
-
-async function concat(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const p of pieces) parts.push(p);
-  return Buffer.concat(parts);
-}
-
-/** Deflates a small entry on a deflate thread; checks its size there comes back. */
-function pooledDeflate(s: Extract<Segment, { kind: 'deflate' }>, input: Buffer): Promise<Buffer> {
-  return deflatePool.deflate(s.params, input).then((out) => {
-    if (out.length !== s.compressedSize) throw new BadRebuild(`a deflate segment gives ${out.length} bytes where the plan says ${s.compressedSize}`);
-    return out;
-  });
-}
-
 /**
  * Rebuilds a zip from its plan, its flat stream and the old zip (`base`),
- * yielding its bytes in order. Small deflate entries are deflated on the deflate threads while
- * later segments are read; their results, and the pieces after them, wait in an ordered queue of
- * at most 8 MiB. Checks that every deflate segment gives exactly its compressed size and that the
- * flat stream ends with the plan; the caller checks the digest of the result.
+ * yielding its bytes in order. Checks that every deflate segment gives exactly its compressed size
+ * and that the flat stream ends with the plan; the caller checks the digest of the result.
  */
 export async function* rebuildZip(segments: Segment[], flat: AsyncIterable<Buffer>, base: FileRange): AsyncGenerator<Buffer> {
   const t = new Taker(flat);
-  const queue: (Buffer | Promise<Buffer>)[] = [];
-  let queued = 0;
-  const put = (b: Buffer | Promise<Buffer>, bytes: number) => {
-    if (b instanceof Promise) b.catch(() => {}); // rejections are thrown where the queue reaches them
-    queue.push(b);
-    queued += bytes;
-  };
-  const next = async () => {
-    const b = await queue.shift()!;
-    queued -= b.length;
-    return b;
-  };
   for (const s of segments) {
-    if (s.kind === 'deflate' && s.size > POOLED_MAX) {
-      while (queue.length) yield await next();
-      yield* deflateSegment(s, t);
-      continue;
-    }
-    if (s.kind === 'deflate') put(pooledDeflate(s, await concat(t.take(s.size))), s.compressedSize);
-    else {
-      const pieces = s.kind === 'raw' ? t.take(s.length) : copySegment(s, base);
-      for await (const piece of pieces) {
-        put(piece, piece.length);
-        while (queued > QUEUE_BYTES) yield await next();
-      }
-    }
-    while (queued > QUEUE_BYTES || queue.length > QUEUE_PIECES) yield await next();
+    if (s.kind === 'raw') yield* t.take(s.length);
+    else if (s.kind === 'copy') yield* copySegment(s, base);
+    else yield* deflateSegment(s, t);
   }
-  while (queue.length) yield await next();
   if (!(await t.atEnd())) throw new BadRebuild('the flat stream goes on after the plan ends');
 }
