@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
-import type { Piece } from '../cas/copy-plan.js';
-import { CopyThreads } from '../cas/copy-plan.js';
+import { CopyThreads, type Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
@@ -108,7 +107,11 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
   const annotations = { [Annotation.layerSize]: String(size) };
   const expected = { digest: layer.diffId, size };
   if (c === 'none') {
-    // uncompressed: the blob is the diff_id, so the writer verifies it on its way in
+    // uncompressed: the blob is the diff_id, so the writer verifies it on its way in. From a copy
+    // plan where the bytes lie in files: a copy thread reads, hashes and writes through buffers
+    // of its own, where a stream allocates a buffer per chunk, and on Node 24 dead ones pile up
+    // (java v2 to oci: on Node 24, plan against stream: 90 MB against 131 MB peak RSS, half the
+    // CPU, 1.13x the wall time; a 1 GB image streamed peaked at 150 MB).
     const stored = layer.plan ? await dst.putPlan(layer.plan(), threads(), expected) : await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
     return { mediaType: ociLayerType('none'), digest: stored.digest, size: stored.size, annotations };
   }
@@ -134,7 +137,7 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
 /**
  * Writes a standard image blob by blob into `dst` and tags it (oci:, oci-archive:, the store, a
  * registry): layers never in block form keep their blobs (unless another compression is asked
- * for), spliced layers go through copy threads when their bytes lie in files, every written
+ * for), spliced layers go through a copy thread when their bytes lie in files, every written
  * layer is checked against its diff_id before it is named, the config is kept byte for byte.
  */
 export async function writeImageTo(dst: ImageWriter, img: StandardImage, opts: WriteImageOptions = {}): Promise<WrittenImage> {
