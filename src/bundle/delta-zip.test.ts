@@ -135,3 +135,17 @@ test('jars made by the JDK\'s jar tool are rebuilt byte for byte', { skip: !hasJ
   assert.equal(r.stats.opaque, 0, 'every stream Java\'s Deflater made is re-created');
   assert.ok(r.stats.copied >= 70);
 });
+
+test('large entries (deflated as a stream, inflated again per try above 8 MiB) are rebuilt exactly', async () => {
+  const big = (v: number): ZipInput[] => {
+    const data = codeLike(9 << 20, 3);
+    data.write(`version ${v}`, 5 << 20);
+    const mid = codeLike(1_500_000, 4);
+    mid.write(`version ${v}`, 1000);
+    return [{ name: 'small.class', data: codeLike(3000, 1) }, { name: 'big.dat', data }, { name: 'mid.dat', data: mid, descriptor: true }, { name: 'last.class', data: codeLike(2000, v) }];
+  };
+  const r = await roundTrip(buildZip(big(1)).bytes, buildZip(big(2)).bytes);
+  assert.equal(r.stats.deflated, 3);
+  assert.equal(r.stats.copied, 1);
+  assert.ok(r.storedSize < 20_000, `${r.storedSize}`);
+});

@@ -208,7 +208,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--sign <key>', "Ed25519 private key (from 'blockport keygen') to sign the bundle with")
     .option('--split <size>', 'split into volumes of at most SIZE bytes (e.g. 4G for FAT32)')
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
-    .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller')
+    .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller; a changed jar (any zip) as a zip delta of its entries when that is smaller still')
     .option('--no-recipes', 'send changed layers and folder blocks whole (default: as recipes that copy the unchanged files from the --since images, when smaller)')
     .option('--release <n>', 'release number of the targets; receivers refuse an older one than they applied (default: the time, in ms since 1970)')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
