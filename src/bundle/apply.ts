@@ -2,7 +2,6 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
-import { acquireLock } from '../cas/lock.js';
 import { digestHex, sha256, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
@@ -13,6 +12,7 @@ import { LayoutImageReader, OciLayout } from '../oci/layout.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
 import { resolveImage, type ResolvedImage } from '../oci/resolve.js';
 import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
+import { Store } from '../store/store.js';
 import { VerifiedLayers } from '../store/verified.js';
 import type { Descriptor } from '../oci/types.js';
 import { blobMember, type BundleManifest } from './format.js';
@@ -38,11 +38,6 @@ export interface ApplyResult {
   splices: SpliceCheck;
   /** True when the store already held everything and every tag: nothing was changed. */
   noop: boolean;
-}
-
-/** Where this apply stages blobs: inside the store, so moving them into blobs/ is a rename. */
-export function stagingDir(home: string, bundle: Digest): string {
-  return join(home, 'staging', digestHex(bundle));
 }
 
 async function sizeOf(p: string): Promise<number | undefined> {
@@ -226,18 +221,17 @@ async function holdsAll(m: BundleManifest, layout: OciLayout): Promise<boolean> 
  * run leaves verified staged blobs that the next run of the same bundle keeps.
  */
 export async function applyBundle(files: string[], home: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
-  const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
+  const store = new Store(home);
+  const lock = await store.lock();
   let staging: string | undefined;
   try {
-    const layout = new OciLayout(home);
-    const verified = new VerifiedLayers(home);
+    const { layout, verified } = store;
     // a delta's base is a prerequisite, so it is in blobs/ (checked below, before anything is read)
     const b = await openBundle(files, { basePath: (d) => layout.blobs.path(d) });
     const label = b.files.length > 1 ? `${b.files[0]} (+${b.files.length - 1} volumes)` : b.files[0];
     const signature = checkSignature(b, await trustedKeys(opts.trust, home), label);
     await checkPrerequisites(b.manifest, layout, label);
-    staging = stagingDir(home, b.digest);
+    staging = store.stagingDir(b.digest);
     const counts = { total: b.manifest.blobs.length, received: 0, present: 0, resumed: 0 };
     let bytesWritten = 0;
     if (await holdsAll(b.manifest, layout)) counts.present = counts.total;

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Piece } from '../cas/copy-plan.js';
 import { writePartsAtomic, type FilePart } from '../cas/parts.js';
 import { Hasher, digestHex, parseDigest, sha256, type Digest } from '../digest/digest.js';
 import { checkSize, hasherFor } from '../digest/verify.js';

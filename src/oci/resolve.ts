@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { parseDigest, sha256, type Digest } from '../digest/digest.js';
+import { parseDigest, type Digest } from '../digest/digest.js';
 import { checkSize } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { NO_RECORDS, type FileSpot, type ImageReader, type LayerRecords } from './image.js';

@@ -1,7 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, type Lock } from '../cas/lock.js';
+import { tempFileOwner } from '../cas/atomic.js';
+import { acquireLock, alive, type Lock } from '../cas/lock.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
@@ -42,10 +43,19 @@ export class Store {
     return new Store(storeHome(env));
   }
 
-  /** Takes the store lock (apply, gc, fsck); a second holder fails at once with ELOCKED. */
+  /**
+   * Takes the store lock (apply, gc, fsck); a second holder fails at once with ELOCKED. Holding
+   * it, removes what killed writers left at the store's top (`.index.json.tmp-PID-*` and the
+   * like, written by tempPathFor): nothing else writes there without a live pid.
+   */
   async lock(): Promise<Lock> {
     await fsp.mkdir(this.home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, this.home)));
-    return acquireLock(join(this.home, '.lock'), `the store ${this.home}`);
+    const lock = await acquireLock(join(this.home, '.lock'), `the store ${this.home}`);
+    for (const name of await fsp.readdir(this.home).catch(() => [] as string[])) {
+      const owner = tempFileOwner(name);
+      if (owner !== undefined && !alive(owner)) await fsp.rm(join(this.home, name), { force: true }).catch(() => {});
+    }
+    return lock;
   }
 
   /** Where an apply of the bundle `bundle` stages its blobs: inside the store, so moving them in is a rename. */
