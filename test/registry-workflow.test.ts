@@ -96,6 +96,10 @@ describe('the team workflow through a registry', () => {
     const text = (await ok(['push', 'app:2', `docker://${reg.host}/vendor/app:2`], vendor)).stdout;
     assert.match(text, /moved\s+1 blob, .*\n.*\npresent\s+\d+ blobs/, text);
     assert.match(text, /skopeo copy of the standard image would move/);
+    // another team's repository on the same registry: every blob is mounted, none sent
+    const mounted = JSON.parse((await ok(['push', 'app:2', `docker://${reg.host}/team-b/app:2`, '--mount-from', 'vendor/app', '--json'], vendor)).stdout);
+    assert.equal(mounted.mounted, mounted.stats.total.blobs - 1, 'all but the top manifest mounted');
+    assert.equal(mounted.uploaded.blobs, 1);
   });
 
   it('podman pull and skopeo inspect of a block-form tag fail before storing anything', async () => {

@@ -2,7 +2,6 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fsyncDir, streamToFileAtomic } from '../cas/atomic.js';
-import { acquireLock } from '../cas/lock.js';
 import { verifySplices, type SpliceCheck } from '../blocks/verify-splices.js';
 import { StagedImageReader } from '../bundle/apply.js';
 import { reachable } from '../oci/graph.js';
@@ -14,6 +13,7 @@ import type { ImageReader } from '../oci/image.js';
 import { OciLayout } from '../oci/layout.js';
 import type { Descriptor } from '../oci/types.js';
 import { resolveImage } from '../oci/resolve.js';
+import { Store } from '../store/store.js';
 import { VerifiedLayers } from '../store/verified.js';
 
 export interface PullOptions {
@@ -55,8 +55,7 @@ export function requireBlockForm(src: ImageReader, verb: string): void {
  */
 export async function pullImage(src: ImageReader, home: string, tag: string, o: PullOptions = {}): Promise<PullResult> {
   requireBlockForm(src, 'pull');
-  await fsp.mkdir(home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, home)));
-  const lock = await acquireLock(join(home, '.lock'), `the store ${home}`);
+  const lock = await new Store(home).lock();
   const top = src.top;
   const staging = pullStaging(home, top.digest);
   const layout = new OciLayout(home);
