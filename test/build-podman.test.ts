@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ok } from './cli.js';
+import { testPodman, type TestPodman } from './fixtures/podman.js';
 import { gnuTarLayer, makeTree, nodeModulesTree, run, skopeoCopy, tempDir, umociImage } from './fixtures/images.js';
 
 const SHOW = `#include <stdio.h>
@@ -29,27 +30,12 @@ int main(int argc, char **argv) {
 
 let t: { dir: string; cleanup(): Promise<void> };
 let skip: string | undefined;
-let podmanEnv: NodeJS.ProcessEnv;
-
-async function podman(args: string[]): Promise<string> {
-  const base = ['--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
-  return (await run('podman', [...base, ...args], { env: { ...process.env, ...podmanEnv } })).stdout;
-}
-
-async function runImage(archive: string, name: string): Promise<string> {
-  await podman(['load', '-i', archive]);
-  return podman(['run', '--rm', '--network', 'none', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', name]);
-}
+let pm: TestPodman;
 
 before(async () => {
   t = await tempDir('build-podman');
-  const conf = join(t.dir, 'podman');
-  await mkdir(conf);
-  await writeFile(join(conf, 'storage.conf'), `[storage]\ndriver = "vfs"\ngraphroot = "${conf}/root"\nrunroot = "${conf}/run"\n`);
-  podmanEnv = { CONTAINERS_STORAGE_CONF: join(conf, 'storage.conf'), XDG_RUNTIME_DIR: join(conf, 'xdg') };
   try {
-    await run('podman', ['--version']);
-    await run('runc', ['--version']);
+    pm = await testPodman(join(t.dir, 'podman'));
     await writeFile(join(t.dir, 'show.c'), SHOW);
     await mkdir(join(t.dir, 'base', 'bin'), { recursive: true });
     await run('gcc', ['-static', '-O2', join(t.dir, 'show.c'), '-o', join(t.dir, 'base', 'bin', 'show')]);
@@ -68,7 +54,7 @@ test('an image built from a jar and node_modules onto a tiny base materializes, 
   const baseArchive = join(t.dir, 'base-docker.tar');
   await skopeoCopy(`oci:${base}:1`, `docker-archive:${baseArchive}:localhost/base:1`);
   try {
-    assert.equal((await runImage(baseArchive, 'localhost/base:1')).trim(), 'no greeting');
+    assert.equal((await pm.runArchive(baseArchive, 'localhost/base:1')).trim(), 'no greeting');
   } catch (err) {
     return ctx.skip(`this machine cannot run containers: ${(err as Error).message.split('\n').slice(-1)[0].slice(0, 200)}`);
   }
@@ -87,7 +73,7 @@ test('an image built from a jar and node_modules onto a tiny base materializes, 
   assert.equal(r.layers[0].blocks, 1 + 3, 'the jar and three packages are blocks');
   const out = join(t.dir, 'app-docker.tar');
   await ok(['materialize', 'built/app:1', `docker-archive:${out}:localhost/app:1`], env);
-  const printed = await runImage(out, 'localhost/app:1');
+  const printed = await pm.runArchive(out, 'localhost/app:1');
   const pkg = `${JSON.stringify({ name: 'pkg-1', version: '1.0.0', main: 'index.js' }, null, 2)}\n`;
   assert.equal(printed, `hello from a built image\n${jarText}${pkg}`);
 });

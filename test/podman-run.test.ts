@@ -5,36 +5,22 @@
  * containers at all (checked by running the original image first).
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ok } from './cli.js';
+import { testPodman, type TestPodman } from './fixtures/podman.js';
 import { gnuTarLayer, javaLikeTree, makeTree, run, skopeoCopy, tempDir, umociImage } from './fixtures/images.js';
 
 const GREETING = 'hello from a materialized image';
 let t: { dir: string; cleanup(): Promise<void> };
 let skip: string | undefined;
-let podmanEnv: NodeJS.ProcessEnv;
-
-async function podman(args: string[]): Promise<string> {
-  const base = ['--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
-  return (await run('podman', [...base, ...args], { env: { ...process.env, ...podmanEnv } })).stdout;
-}
-
-async function runImage(archive: string, name: string): Promise<string> {
-  await podman(['load', '-i', archive]);
-  return podman(['run', '--rm', '--network', 'none', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', name]);
-}
+let pm: TestPodman;
 
 before(async () => {
   t = await tempDir('podman');
-  const conf = join(t.dir, 'podman');
-  await mkdir(conf);
-  await writeFile(join(conf, 'storage.conf'), `[storage]\ndriver = "vfs"\ngraphroot = "${conf}/root"\nrunroot = "${conf}/run"\n`);
-  podmanEnv = { CONTAINERS_STORAGE_CONF: join(conf, 'storage.conf'), XDG_RUNTIME_DIR: join(conf, 'xdg') };
   try {
-    await run('podman', ['--version']);
-    await run('runc', ['--version']);
+    pm = await testPodman(join(t.dir, 'podman'));
     const src = join(t.dir, 'hello.c');
     await writeFile(src, `#include <stdio.h>\nint main(void){puts("${GREETING}");return 0;}\n`);
     await run('gcc', ['-static', '-O2', src, '-o', join(t.dir, 'hello')]);
@@ -56,7 +42,7 @@ test('a blockified, bundled, applied and materialized image runs in podman', asy
   const original = join(t.dir, 'original.tar');
   await skopeoCopy(`oci:${oci}:1`, `docker-archive:${original}:localhost/original:1`);
   try {
-    assert.equal((await runImage(original, 'localhost/original:1')).trim(), GREETING);
+    assert.equal((await pm.runArchive(original, 'localhost/original:1')).trim(), GREETING);
   } catch (err) {
     return ctx.skip(`this machine cannot run containers: ${(err as Error).message.split('\n').slice(-1)[0].slice(0, 200)}`);
   }
@@ -70,5 +56,5 @@ test('a blockified, bundled, applied and materialized image runs in podman', asy
   await ok(['apply', bundle], customer);
   const out = join(t.dir, 'materialized.tar');
   await ok(['materialize', 'app:1', `docker-archive:${out}:localhost/app:1`], customer);
-  assert.equal((await runImage(out, 'localhost/app:1')).trim(), GREETING);
+  assert.equal((await pm.runArchive(out, 'localhost/app:1')).trim(), GREETING);
 });

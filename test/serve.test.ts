@@ -16,6 +16,7 @@ import { openImage, openWriter } from '../src/index.js';
 import { bpOk } from './bundle-helpers.js';
 import { blobGets, settled, startServe, type Served } from './serve-helpers.js';
 import { gnuTarLayer, javaLikeTree, makeTree, readImage, run, skopeoCopy, tempDir, umociImage, type FsNode } from './fixtures/images.js';
+import { testPodman, type TestPodman } from './fixtures/podman.js';
 
 const GREETING = 'hello from a served image';
 let t: { dir: string; cleanup(): Promise<void> };
@@ -204,15 +205,13 @@ test('after an upgrade in the store, a second skopeo copy fetches only the chang
 });
 
 test('podman pulls from serve and runs the image', async (ctx) => {
-  const conf = at('podman');
-  await makeTree(conf, [{ path: 'storage.conf', type: 'file', content: `[storage]\ndriver = "vfs"\ngraphroot = "${conf}/root"\nrunroot = "${conf}/run"\n` }]);
-  const env = { ...process.env, CONTAINERS_STORAGE_CONF: join(conf, 'storage.conf'), XDG_RUNTIME_DIR: join(conf, 'xdg') };
-  const podman = (args: string[]) => run('podman', ['--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc', ...args], { env });
+  let pm: TestPodman;
   try {
-    await run('podman', ['--version']);
+    pm = await testPodman(at('podman'));
   } catch {
-    return ctx.skip('podman is not installed');
+    return ctx.skip('podman or runc is not installed');
   }
+  const podman = async (args: string[]) => ({ stdout: await pm.podman(args) });
   const ref = `${server.addr}/team/app:1`;
   await podman(['pull', '--quiet', '--tls-verify=false', ref]);
   const images = JSON.parse((await podman(['images', '--format', 'json'])).stdout) as { Id: string }[];
@@ -227,7 +226,7 @@ test('podman pulls from serve and runs the image', async (ctx) => {
   assert.deepEqual(blobGets(server.log, from).sort(), [v2.config.digest, v2.layers[2].digest].sort());
   if (!hello) return ctx.skip('no static C toolchain to build a runnable program');
   try {
-    const { stdout } = await podman(['run', '--rm', '--network', 'none', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', ref]);
+    const stdout = await pm.runImage(ref);
     assert.equal(stdout.trim(), GREETING);
   } catch (err) {
     if (/runc|cgroup|setrlimit|OCI runtime/.test((err as Error).message)) return ctx.skip(`this machine cannot run containers: ${(err as Error).message.slice(-200)}`);

@@ -1,6 +1,5 @@
 import { readSync } from 'node:fs';
 import { BlockportError } from '../errors.js';
-import { CHUNK } from '../chunk.js';
 
 const EMPTY = Buffer.alloc(0);
 
