@@ -69,6 +69,7 @@ export async function writeBlockFormImage(
   };
   const platform = platformOf(parts.configJson);
   const manifestDesc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
-  const top = await putJson(dst, MediaType.ociManifest, transportManifest(manifestDesc, manifest), { artifactType: MediaType.blockImage });
+  // the platform on the tag's descriptor too: a layout's index.json then says what the image runs on
+  const top = await putJson(dst, MediaType.ociManifest, transportManifest(manifestDesc, manifest), { artifactType: MediaType.blockImage, ...(platform ? { platform } : {}) });
   return { top, manifest: manifestDesc };
 }
