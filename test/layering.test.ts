@@ -15,6 +15,7 @@ const LAYERS: string[][] = [
   ['cas'],
   ['oci'],
   ['store'],
+  ['fidelity'],
   ['blocks'],
   ['bundle'],
   ['registry'],
