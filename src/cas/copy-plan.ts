@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { openFile } from './blob-store.js';
+import { createReadStream } from 'node:fs';
+import { CHUNK } from '../chunk.js';
 import type { Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError, type ErrorCode } from '../errors.js';
 
@@ -21,7 +22,7 @@ export type Piece = Buffer | FileRange;
 export async function* readPieces(pieces: AsyncIterable<Piece>): AsyncGenerator<Buffer> {
   for await (const p of pieces) {
     if (Buffer.isBuffer(p)) yield p;
-    else if (p.size > 0) yield* openFile(p.path, p.offset, p.offset + p.size - 1);
+    else if (p.size > 0) yield* createReadStream(p.path, { start: p.offset, end: p.offset + p.size - 1, highWaterMark: CHUNK });
   }
 }
 
