@@ -12,7 +12,7 @@ import { mkdir, readFile, readdir, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { CLI } from './cli.js';
+import { CLI, NODE_FLAGS } from './cli.js';
 import { readImage, run } from './fixtures/images.js';
 import { bp, bpOk, bundleManifest, copyDir, storeState, vendorScenario, type Scenario } from './bundle-helpers.js';
 
@@ -135,7 +135,7 @@ test('a bundle signed by another key, or unsigned, is refused when a key is trus
 test('missing prerequisites are listed and nothing is written', async () => {
   const home = join(s.dir, 'empty-store');
   await mkdir(home);
-  await refused(home, [app2], 6, /^blockport: .*needs \d+ blob\(s\) this store lacks.*sha256:[0-9a-f]{64}/);
+  await refused(home, [app2], 6, /^blockport: .*needs .*this store lacks.*sha256:[0-9a-f]{64}/);
   assert.deepEqual(await readdir(home), [], 'not even a staging folder');
 });
 
@@ -157,7 +157,7 @@ test('a second apply while one runs gets ELOCKED at once', async () => {
 });
 
 function spawnApply(home: string, files: string[]): { child: ChildProcess; exit: Promise<number> } {
-  const child = spawn(process.execPath, [CLI, 'apply', ...files], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'apply', ...files], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
   return { child, exit: new Promise((r) => child.on('close', (code, signal) => r(code ?? (signal ? -1 : 0)))) };
 }
 

@@ -143,7 +143,7 @@ describe('hostile inputs are refused and change nothing', () => {
       const { manifest } = await blockFormImage(s.src, '1');
       const block = manifest.blocks.find((b: { annotations: Record<string, string> }) => b.annotations['io.blockport.block.path'] === '/app/lib/big.jar');
       await flipByte(blobPath(s.src, block.digest), 150_000);
-      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt \\(layer 0 `), [s.out]);
+      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt \\(layer 1 `), [s.out]);
       await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt`), [s.out, s.layout]);
       await refused(['materialize', `oci:${s.src}:1`, 'corrupt:1'], EXIT.corrupt, new RegExp(block.digest), []);
     });
@@ -171,7 +171,7 @@ describe('hostile inputs are refused and change nothing', () => {
       const block = Number(/^block (\d+):/.exec(listing ?? '')?.[1]);
       assert.ok(Number.isInteger(block), `etc/hostname not found in the layer: ${listing}`);
       await flipByte(file, (block + 1) * 512);
-      const layer = new RegExp(`layer blob ${manifest.layers[0].digest} is corrupt \\(layer 0 `);
+      const layer = new RegExp(`layer blob ${manifest.layers[0].digest} is corrupt \\(layer 1 `);
       await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, layer, [s.out]);
       await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.corrupt, layer, [s.out, s.layout]);
     });

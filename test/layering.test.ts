@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 const LAYERS: string[][] = [
   ['errors.ts', 'chunk.ts'],
   ['digest'],
-  ['tar'],
+  ['tar', 'zip'],
   ['cas'],
   ['oci'],
   ['store'],

@@ -10,14 +10,14 @@ import { HashingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
 import type { FileSpot, ImageReader, ImageWriter } from '../oci/image.js';
-import { Annotation, MediaType, blockLayerType, type Compression } from '../oci/media-types.js';
+import { Annotation, MediaType, blockLayerType, ociLayerType, type Compression } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { LayerGuard, isWithin } from '../tar/path.js';
 import { isUtf8Name } from '../tar/names.js';
 import { FileBytes } from '../tar/bytes.js';
 import { TarReader, paddingOf, type TarEntry } from '../tar/reader.js';
-import { encodeHeader, padding } from '../tar/writer.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
@@ -50,7 +50,8 @@ export interface LayerStats {
 }
 
 export interface BlockifyResult {
-  index: Descriptor;
+  /** What the destination tag names: the transport manifest (docs/spec.md 5.1). */
+  top: Descriptor;
   manifest: Descriptor;
   layers: LayerStats[];
   blocks: Descriptor[];
@@ -551,7 +552,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size };
     const all = uniqueBlocks(blocks);
     const written = await writeBlockFormImage(dst, { config, configJson: src.config, layers, blocks: all });
-    await dst.commit(written.index);
+    await dst.commit(written.top);
     return { ...written, layers: stats, blocks: all };
   } catch (err) {
     await dst.abort();
@@ -561,3 +562,103 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     await fsp.rm(tmp, { recursive: true, force: true });
   }
 }
+
+/** What `blockifyLayerFile` wrote: the layer's descriptor (block-form, or standard when nothing was selected) and its blocks. */
+export interface LayerFileResult {
+  layer: Descriptor;
+  blocks: Descriptor[];
+  stats: LayerStats;
+}
+
+/**
+ * Blockifies one standard layer held uncompressed in a plain file, with the same rules and code
+ * as `blockify` (so equal files and folders give equal blocks): `build` writes a layer it
+ * compresses as a deterministic tar, a snapshot, then hands it here. By position (copy threads)
+ * when the output is uncompressed, streamed (and compressed) otherwise.
+ */
+export async function blockifyLayerFile(
+  file: string,
+  dst: ImageWriter,
+  layer: { diffId: Digest; size: number; index?: number },
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; compression?: Compression; onBytes?: (n: number) => void },
+): Promise<LayerFileResult> {
+  const compression = options.compression ?? 'none';
+  const matcher = new RuleMatcher(options.rules);
+  const desc: Descriptor = { mediaType: MediaType.ociLayer, digest: layer.diffId, size: layer.size };
+  const onBytes = options.onBytes ?? (() => {});
+  const spot: FileSpot | undefined = compression === 'none' ? { path: file, offset: 0, size: layer.size, blobFile: false } : undefined;
+  // the streamed path reads the layer through openBlob only
+  const src = { ref: file, openBlob: async () => openFile(file) } as unknown as ImageReader;
+  const { b, file: out, stored: direct } = spot
+    ? await blockifyLayerAt(spot, dst, desc, layer.diffId, matcher, options.tmp, options.threads, onBytes)
+    : await blockifyLayer(src, dst, desc, layer.diffId, matcher, options.tmp, { compression, onBytes });
+  try {
+    const stored = direct ?? (await dst.putBlob(openFile(out!)));
+    const blockForm = b.stats.blocks > 0;
+    const annotations: Record<string, string> = blockForm ? { [Annotation.diffId]: layer.diffId, [Annotation.layerSize]: String(layer.size) } : { [Annotation.layerSize]: String(layer.size) };
+    const mediaType = blockForm ? blockLayerType(compression) : ociLayerType(compression);
+    return {
+      layer: { mediaType, digest: stored.digest, size: stored.size, annotations },
+      blocks: b.blocks,
+      stats: { index: layer.index ?? 0, diffId: layer.diffId, blockified: blockForm, inputSize: layer.size, outputSize: stored.size, uncompressedSize: layer.size, ...b.stats },
+    };
+  } finally {
+    if (out) await fsp.rm(out, { force: true });
+  }
+}
+
+/** One entry of a layer that exists only as parts: its header bytes, parsed header, and data as a range of some file. */
+export interface LayerPart {
+  raw: Buffer;
+  header: TarHeader;
+  data?: { path: string; offset: number; size: number };
+}
+
+/**
+ * Blockifies a layer given as parts rather than as a tar file (build's source files, listed with
+ * their headers): the same LayerBlockifier and rules as `blockify`, bodies read by copy threads
+ * straight from the files that hold them, so the standard tar is never written. The block-form
+ * layer (uncompressed) and the blocks go to `dst`; the caller hashes the standard tar for its
+ * diff_id.
+ */
+export async function blockifyParts(
+  parts: Iterable<LayerPart>,
+  dst: ImageWriter,
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; onBytes?: (n: number) => void },
+): Promise<{ stored: StoredBlob; blocks: Descriptor[]; stats: LayerBlockifier['stats'] }> {
+  const ranges = new WeakMap<TarEntry, Piece>();
+  const input: LayerInput = {
+    parallel: true,
+    body: (entry) => {
+      const r = ranges.get(entry);
+      return r ? one(r) : none();
+    },
+    padding: (entry) => padding(entry.header.size),
+    put: (pieces) => dst.putPlan(pieces, options.threads),
+  };
+  const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp, 'the layer being built');
+  async function* entries(): AsyncGenerator<TarEntry> {
+    let offset = 0;
+    for (const p of parts) {
+      const entry: TarEntry = { header: p.header, raw: p.raw, offset, global: false, body: () => none() as AsyncGenerator<Buffer>, padding: padding(p.header.size) };
+      if (p.data && p.data.size > 0) ranges.set(entry, p.data);
+      offset += p.raw.length + p.header.size + paddingOf(p.header.size);
+      options.onBytes?.(p.raw.length + p.header.size);
+      yield entry;
+    }
+  }
+  async function* layer(): AsyncGenerator<Piece | Later> {
+    yield* b.run(entries());
+    yield END_OF_ARCHIVE;
+  }
+  let stored: StoredBlob;
+  try {
+    stored = await dst.putPlan(readAhead(layer(), BLOCKS_AHEAD), options.threads);
+  } finally {
+    // no block may still be written once the threads stop (its temp file would stay behind)
+    await Promise.allSettled([...b.inflight]);
+  }
+  return { stored, blocks: b.blocks, stats: b.stats };
+}
+
+async function* none(): AsyncGenerator<never> {}

@@ -188,11 +188,11 @@ export async function explainMismatch(err: unknown, src: ImageReader, access: Bl
     for (const k of order) {
       const layer = src.manifest.layers[k];
       if (isBlockLayer(layer.mediaType) && (await layerIsCorrupt(src, layer))) {
-        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
+        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k + 1} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
       }
     }
     const bad = await access.findCorrupt(access.blocks.keys());
-    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
+    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i + 1} does not reproduce its diff_id)`, { subject: bad, cause: err });
   }
   throw err;
 }

@@ -10,12 +10,16 @@ import { BlockportError } from '../errors.js';
 import { blobMember, type BundleBlob, type BundlePrerequisite, type DeltaEncoding } from './format.js';
 import { encodePatch, encodeVcdiff, patchEncoding, ZSTD_PATCH_LIMIT } from './patch.js';
 import { CHUNK } from '../chunk.js';
+import { isBlock } from '../oci/media-types.js';
+import { encodeZipDelta, zipDeltasEnabled, type ZipDeltaResult } from './delta-zip.js';
 
 /** A delta that was computed: its candidate, how it was encoded and the size of the patch left in the work folder. */
 export interface DeltaResult {
   candidate: DeltaCandidate;
   encoding: DeltaEncoding;
   storedSize: number;
+  /** For a zip delta: how its entries were planned. */
+  zip?: ZipDeltaResult;
 }
 
 /** Where a blob's patch is written in the work folder: its member's file name. */
@@ -51,6 +55,15 @@ export interface EncodeDeltasOptions {
   signal?: AbortSignal;
   /** Pairs of this many bytes (base + blob) or more are VCDIFF (default zstdPatchLimit()). */
   zstdLimit?: number;
+  /** Also try zip deltas for blocks that are zips, keeping the smaller (default zipDeltasEnabled()). */
+  zip?: boolean;
+}
+
+/** The zip delta of a candidate when its blob is a zip and the delta is made (see encodeZipDelta); its member file is left in `dir`. */
+async function tryZipDelta(c: DeltaCandidate, base: string, target: string, dir: string, limit: number): Promise<DeltaResult | undefined> {
+  const to = patchPath(dir, { digest: c.blob.digest, encoding: 'zip-delta' });
+  const r = await encodeZipDelta({ path: base, size: c.base.size }, { path: target, size: c.blob.size }, to, { what: `zip delta of ${c.blob.digest}`, zstdLimit: limit });
+  return r && { candidate: c, encoding: 'zip-delta', storedSize: r.storedSize, zip: r };
 }
 
 /**
@@ -61,6 +74,7 @@ export interface EncodeDeltasOptions {
  */
 export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, bases: BlobSource, dir: string, opts: EncodeDeltasOptions = {}): Promise<Map<Digest, DeltaResult>> {
   const limit = opts.zstdLimit ?? zstdPatchLimit();
+  const zip = opts.zip ?? zipDeltasEnabled();
   const out = new Map<Digest, DeltaResult>();
   const baseFiles = new Map<Digest, Promise<{ path: string; copy: boolean }>>();
   const one = async (c: DeltaCandidate) => {
@@ -75,6 +89,13 @@ export async function encodeDeltas(cands: DeltaCandidate[], blobs: BlobSource, b
         ? await encodeVcdiff(base, target, to, what)
         : await encodePatch({ path: base.path, size: c.base.size }, { path: target.path, size: c.blob.size }, to, what);
       out.set(c.blob.digest, { candidate: c, encoding, storedSize });
+      if (zip && isBlock(c.blob.mediaType)) {
+        const zipped = await tryZipDelta(c, base.path, target.path, dir, limit);
+        if (zipped && zipped.storedSize < storedSize) {
+          await fsp.rm(to, { force: true });
+          out.set(c.blob.digest, zipped);
+        }
+      }
     } finally {
       if (target.copy) await fsp.rm(target.path, { force: true });
     }

@@ -48,3 +48,13 @@ test('a recipe names its bases, each a prerequisite, none twice, never itself', 
   assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ ...base, size: 5 }] }] }), fails('ECORRUPT', /not among the prerequisites/));
   assert.throws(() => parse({ ...good, blobs: [{ ...recipe, bases: [{ digest: 'sha256:x', size: 4 }] }] }), fails('ECORRUPT', /invalid digest/));
 });
+
+test('a zip delta names its base like any delta: a prerequisite, never itself', () => {
+  const base = good.prerequisites[0];
+  const zip = { ...blob, encoding: 'zip-delta', storedSize: 1, base };
+  assert.deepEqual(parse({ ...good, blobs: [zip] }).blobs[0].base, base);
+  assert.equal(blobMember({ digest: sha256('a'), encoding: 'zip-delta' }), `blobs/sha256/${sha256('a').slice(7)}.zip-delta`);
+  assert.throws(() => parse({ ...good, blobs: [{ ...zip, base: undefined }] }), fails('ECORRUPT', /names no base/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...zip, base: { digest: sha256('q'), size: 4 } }] }), fails('ECORRUPT', /not among the prerequisites/));
+  assert.throws(() => parse({ ...good, blobs: [{ ...zip, base: { digest: blob.digest, size: 1 } }] }), fails('ECORRUPT', /its own base/));
+});

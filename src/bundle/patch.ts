@@ -20,7 +20,7 @@ export const ZSTD_PATCH_LIMIT = 64 << 20;
 export const VCDIFF_WINDOW = 16 << 20;
 
 /** The delta encoding for a pair: zstd below `limit` bytes together, VCDIFF from there on. */
-export function patchEncoding(baseSize: number, size: number, limit = ZSTD_PATCH_LIMIT): DeltaEncoding {
+export function patchEncoding(baseSize: number, size: number, limit = ZSTD_PATCH_LIMIT): Exclude<DeltaEncoding, 'zip-delta'> {
   return baseSize + size < limit ? 'zstd-patch' : 'vcdiff';
 }
 

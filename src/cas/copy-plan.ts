@@ -56,6 +56,8 @@ export interface CopyOptions {
 
 interface RunningJob {
   id: number;
+  /** The file written: named in a system error (a disk-full write has no path of its own). */
+  out: string;
   ack(bytes: number): void;
   done(r: { hex: string; size: number }): void;
   fail(e: Error): void;
@@ -87,7 +89,7 @@ class CopyThread {
       if (!j || m.id !== j.id) return;
       if (m.type === 'ack') j.ack(m.bytes);
       else if (m.type === 'done') j.done(m);
-      else j.fail(replyError(m, ''));
+      else j.fail(replyError(m, j.out));
     });
     const broke = (e: Error) => {
       this.broken ??= new BlockportError('EIO', `copy thread failed: ${e.message}`);
@@ -112,6 +114,7 @@ class CopyThread {
     const finished = new Promise<{ hex: string; size: number }>((resolve, reject) => {
       this.job = {
         id,
+        out,
         ack: (bytes) => {
           inFlight--;
           onBytes?.(bytes);
