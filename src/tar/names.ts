@@ -71,9 +71,3 @@ export function nameBytes(name: string): Buffer {
   parts.push(Buffer.from(name.slice(run), 'utf8'));
   return Buffer.concat(parts);
 }
-
-/** A name for messages: escaped bytes shown as \xHH, so a one-line error stays readable and exact. */
-export function showName(name: string): string {
-  if (!ESCAPED.test(name)) return name;
-  return name.replace(/(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`);
-}
