@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'EUNSUPPORTED' // valid input that blockport does not handle
   | 'ENOSPACE' // the disk is full
   | 'ETOOL' // an external tool (zstd, docker, podman) is absent or failed
+  | 'EDOWNGRADE' // a bundle older than the release of a tag the store applied before
   | 'EIO'; // any other I/O failure
 
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -28,6 +29,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   EUNSUPPORTED: 9,
   ENOSPACE: 10,
   ETOOL: 11,
+  EDOWNGRADE: 12,
   EIO: 1,
 };
 
@@ -48,10 +50,24 @@ export class BlockportError extends Error {
   }
 }
 
+/** A temp name (`DIR/.NAME.tmp-PID-RANDOM`, src/cas/atomic.ts) means nothing to a user: the file being written, `DIR/NAME`. */
+function finalName(p: string): string {
+  return p.replace(/(^|\/)\.([^/]+)\.tmp-\d+-[0-9a-f]{8}$/, '$1$2');
+}
+
+/** A system error's message without Node's "CODE: syscall, open 'path'" wrapping, when it has one. */
+function plainMessage(e: NodeJS.ErrnoException | undefined): string {
+  const m = e?.message ?? String(e);
+  const raw = /^[A-Z]+: ([^,]+), \w+/.exec(m);
+  return raw ? `${raw[1]}${e?.path ? ` (${e.path})` : ''}` : m;
+}
+
 /** Turns a Node.js system error into a BlockportError with a code a user can act on. */
 export function fromSystemError(err: unknown, what: string): BlockportError {
   if (err instanceof BlockportError) return err;
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException & { dest?: string };
+  what = finalName(what);
+  const path = e?.path ? finalName(e.path) : what;
   switch (e?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -62,7 +78,17 @@ export function fromSystemError(err: unknown, what: string): BlockportError {
     case 'EPERM':
     case 'EROFS':
       return new BlockportError('EIO', `${what}: permission denied`, { subject: what, cause: err });
+    case 'EISDIR':
+      return new BlockportError('EUSAGE', `${path}: is a directory (a file is expected there)`, { subject: what, cause: err });
+    case 'ENOTDIR':
+      return new BlockportError('EUSAGE', `${path}: a part of this path is a file, not a directory`, { subject: what, cause: err });
+    case 'EEXIST':
+      return new BlockportError('EIO', `${e.dest ?? path}: already exists`, { subject: what, cause: err });
+    case 'ENOTEMPTY':
+      return new BlockportError('EIO', `${e.dest ?? path}: a folder that is not empty is in the way`, { subject: what, cause: err });
+    case 'EXDEV':
+      return new BlockportError('EIO', `${what}: cannot move a file across file systems (${e.path ?? ''} -> ${e.dest ?? ''})`, { subject: what, cause: err });
     default:
-      return new BlockportError('EIO', `${what}: ${e?.message ?? String(err)}`, { subject: what, cause: err });
+      return new BlockportError('EIO', `${what}: ${plainMessage(e)}`, { subject: what, cause: err });
   }
 }

@@ -16,4 +16,8 @@ export { materialize, materializeToWriter, materializeToStream, standardImage, t
 export { describeImage, type ImageDescription } from './blocks/describe.js';
 export { rulesFor, parseSize, PRESETS, type Preset, type BlockRules } from './blocks/rules.js';
 export { formatImportEntry, parseImportEntry, importEntryName, type ImportEntry } from './blocks/import-entry.js';
-export { writeBlockFormImage } from './blocks/packaging.js';
+export { writeBlockFormImage, transportManifest } from './blocks/packaging.js';
+export { copyImage, type TransferStats } from './oci/copy-image.js';
+export { build, type BuildOptions, type BuildResult, type BuiltLayer } from './build/build.js';
+export { validateConfig as validateBuildConfig, readConfigFile as readBuildConfig, type BuildConfig, type BuildLayer } from './build/config.js';
+export type { LayerFile } from './build/source-tree.js';

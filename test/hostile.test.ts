@@ -11,8 +11,9 @@ import { blockport, ok } from './cli.js';
 import { gnuTarLayer, makeTree, run, skopeoCopy, tempDir, umociImage } from './fixtures/images.js';
 import {
   blobPath, blockFormImage, craftTar, deadPid, entryBytes, flipByte, readBlobJson, rewriteBlockLayers,
-  sha256, sleeper, tempFilesIn, truncateTo, withImportPath, writeImageLayout,
+  sha256, sleeper, tempFilesIn, truncateTo, withImportPath, writeDockerArchive, writeImageLayout, type LayerEntry,
 } from './fixtures/hostile.js';
+import { tarCases } from './fixtures/hostile/cases.js';
 
 const EXIT = { usage: 2, corrupt: 4, unsafe: 5, missing: 6, locked: 7 };
 
@@ -117,12 +118,12 @@ describe('hostile inputs are refused and change nothing', () => {
       await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.unsafe, /symlink \/app/, [s.out, s.layout]);
     });
 
-    it('blockify refuses to make a block of a file below a symlink of the same layer', async () => {
+    it('blockify refuses a layer that writes through its own symlink (app -> /etc, then app/passwd)', async () => {
       const s = await scene();
       await writeImageLayout(s.src, 'x', [craftTar([{ path: 'app', type: 'symlink', linkname: '/etc' }, { path: 'app/passwd', content: 'root:x:0:0::/:/bin/sh\n' }])]);
       await refused(['blockify', `oci:${s.src}:x`, `oci:${s.layout}:new`, '--include', 'passwd'], EXIT.unsafe, /symlink \/app/, [s.layout]);
-      // not a block, it is only copied: the layer stays what it was
-      await ok(['blockify', `oci:${s.src}:x`, `oci:${s.layout}:plain`], env);
+      // whether or not a block would be made: the runtime would unpack /etc/passwd of the host
+      await refused(['blockify', `oci:${s.src}:x`, `oci:${s.layout}:plain`], EXIT.unsafe, /app\/passwd goes through the symlink \/app/, [s.layout]);
     });
   });
 
@@ -142,7 +143,7 @@ describe('hostile inputs are refused and change nothing', () => {
       const { manifest } = await blockFormImage(s.src, '1');
       const block = manifest.blocks.find((b: { annotations: Record<string, string> }) => b.annotations['io.blockport.block.path'] === '/app/lib/big.jar');
       await flipByte(blobPath(s.src, block.digest), 150_000);
-      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt \\(layer 0 `), [s.out]);
+      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt \\(layer 1 `), [s.out]);
       await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.corrupt, new RegExp(`block ${block.digest} is corrupt`), [s.out, s.layout]);
       await refused(['materialize', `oci:${s.src}:1`, 'corrupt:1'], EXIT.corrupt, new RegExp(block.digest), []);
     });
@@ -170,7 +171,7 @@ describe('hostile inputs are refused and change nothing', () => {
       const block = Number(/^block (\d+):/.exec(listing ?? '')?.[1]);
       assert.ok(Number.isInteger(block), `etc/hostname not found in the layer: ${listing}`);
       await flipByte(file, (block + 1) * 512);
-      const layer = new RegExp(`layer blob ${manifest.layers[0].digest} is corrupt \\(layer 0 `);
+      const layer = new RegExp(`layer blob ${manifest.layers[0].digest} is corrupt \\(layer 1 `);
       await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.corrupt, layer, [s.out]);
       await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], EXIT.corrupt, layer, [s.out, s.layout]);
     });
@@ -233,6 +234,88 @@ describe('hostile inputs are refused and change nothing', () => {
       await truncateTo(archive, size - 2048 - 100_000); // inside the last member, the layer
       await refused(['blockify', `docker-archive:${archive}`, `oci:${s.layout}:new`, '--preset', 'java'], EXIT.corrupt, /truncated/, [s.layout, s.src]);
       await refused(['inspect', `docker-archive:${archive}`], EXIT.corrupt, /truncated/, [s.src]);
+    });
+  });
+
+  describe('the hostile tar corpus (test/fixtures/hostile) through blockify from a docker-archive', () => {
+    // every file a block (--min-size 1) and every node_modules package a folder block: the
+    // accepted layers go through import entries and back
+    const rules = ['--preset', 'node', '--min-size', '1'];
+    for (const c of tarCases()) {
+      it(`${c.name}: ${c.blockify.code === 0 ? 'blockified and materialized byte for byte' : `exit ${c.blockify.code}`}`, async () => {
+        const s = await scene();
+        await mkdir(s.src, { recursive: true });
+        const archive = join(s.src, 'image.tar');
+        await writeDockerArchive(archive, 'hostile:1', [c.tar]);
+        if ('message' in c.blockify) {
+          await refused(['blockify', `docker-archive:${archive}`, `oci:${s.layout}:new`, ...rules], c.blockify.code, c.blockify.message, [s.layout, s.src]);
+          await refused(['blockify', `docker-archive:${archive}`, `corpus-${c.name}:1`, ...rules], c.blockify.code, c.blockify.message, [s.src]);
+          return;
+        }
+        const tag = `corpus-${c.name}:1`;
+        await ok(['blockify', `docker-archive:${archive}`, tag, ...rules], env);
+        // materialize checks every layer against its diff_id: exit 0 is the very input layer
+        const out = join(s.out, 'again.tar');
+        await ok(['materialize', tag, `docker-archive:${out}:hostile:1`, '--verify'], env);
+        const listed = (await run('tar', ['-tf', out])).stdout;
+        assert.ok(listed.includes(`${sha256(c.tar).slice(7)}/layer.tar`) || listed.includes(sha256(c.tar).slice(7)), listed);
+        await ok(['rmi', tag], env);
+      });
+    }
+  });
+
+  describe('accepted corpus layers, streamed (gzip layers of an OCI layout)', () => {
+    const rules = ['--preset', 'node', '--min-size', '1'];
+    for (const c of tarCases().filter((x) => ['nonzero-padding', 'tail-2mib', 'names-not-utf8', 'global-path-dotdot', 'old-gnu-sparse-extended', 'pax-then-end'].includes(x.name))) {
+      it(`${c.name}: blockified and materialized byte for byte`, async () => {
+        const s = await scene();
+        await writeImageLayout(s.src, 'x', [c.tar]);
+        const tag = `streamed-${c.name}:1`;
+        await ok(['blockify', `oci:${s.src}:x`, tag, ...rules], env);
+        await ok(['materialize', tag, `oci:${s.layout}:again`, '--verify'], env);
+        await ok(['rmi', tag], env);
+        assert.deepEqual(await readdir(tmp), [], 'temp files left in TMPDIR');
+      });
+    }
+  });
+
+  describe('import entries that lie', () => {
+    /** Edits the import entry of /app/passwd in the block-form image: `edit` gets and returns its text lines. */
+    async function withText(edit: (lines: string[]) => string[]): Promise<Awaited<ReturnType<typeof scene>>> {
+      const s = await scene(bf);
+      const n = await rewriteBlockLayers(s.src, '1', (e: LayerEntry) => (e.path === 'app/.import.passwd' ? entryBytes({ path: e.path, content: `${edit(e.data.toString('utf8').trimEnd().split('\n')).join('\n')}\n` }) : undefined));
+      assert.equal(n, 1);
+      return s;
+    }
+    const cases: [string, (l: string[]) => string[], number, RegExp][] = [
+      ['a size the block does not have', (l) => l.map((x) => (x.startsWith('size ') ? 'size 12' : x)), EXIT.corrupt, /size 12 differs from block/],
+      ['a huge size', (l) => l.map((x) => (x.startsWith('size ') ? 'size 9007199254740993' : x)), EXIT.corrupt, /invalid size/],
+      ['a block the manifest does not list', (l) => [l[0], l[1].replace(/sha256:[0-9a-f]{64}/, sha256('not a block')), ...l.slice(2)], EXIT.missing, /does not list/],
+      ['a file block read as a folder block', (l) => [l[0], l[1].replace(' from', '/ from')], EXIT.corrupt, /is a application\/vnd\.blockport\.block\.file\.v1, not a application\/vnd\.blockport\.block\.dir/],
+      ['a repeated key', (l) => [...l, l.find((x) => x.startsWith('size '))!], EXIT.corrupt, /size repeated/],
+      ['a raw header naming another file', (l) => l.map((x) => (x.startsWith('raw ') ? `raw ${Buffer.concat([Buffer.from('app/other'), Buffer.from(x.slice(4), 'base64').subarray(9)]).toString('base64')}` : x)), EXIT.corrupt, /raw header|checksum/],
+    ];
+    for (const [what, edit, code, message] of cases) {
+      it(`materialize refuses an import entry with ${what}`, async () => {
+        const s = await withText(edit);
+        await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], code, message, [s.out]);
+        await refused(['materialize', `oci:${s.src}:1`, `oci:${s.layout}:new`], code, message, [s.out, s.layout]);
+      });
+    }
+
+    it('materialize refuses an import text over 1 MiB before reading it (EUNSAFE)', async () => {
+      const s = await scene(bf);
+      const n = await rewriteBlockLayers(s.src, '1', (e: LayerEntry) => (e.path === 'app/.import.passwd' ? entryBytes({ path: e.path, content: Buffer.alloc((1 << 20) + 1, 0x61) }) : undefined));
+      assert.equal(n, 1);
+      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.unsafe, /import entry of 1048577 bytes is larger than 1048576/, [s.out]);
+    });
+
+    it('materialize refuses a hard link entry of a block-form layer that leaves the root', async () => {
+      const s = await scene(bf);
+      const n = await rewriteBlockLayers(s.src, '1', (e: LayerEntry) => (e.path === 'etc/hostname' ? entryBytes({ path: 'etc/hostname', type: 'hardlink', linkname: '../../../../etc/passwd' }) : undefined));
+      assert.equal(n, 1);
+      await refused(['materialize', `oci:${s.src}:1`, `docker-archive:${join(s.out, 'x.tar')}`], EXIT.unsafe, /hard link target.*etc\/passwd/, [s.out]);
+      await refused(['materialize', `oci:${s.src}:1`, 'hardlink:1'], EXIT.unsafe, /etc\/passwd/, []);
     });
   });
 

@@ -9,8 +9,12 @@ import type { FileSpot, ImageReader } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { cleanPath } from '../tar/path.js';
+import { isUtf8Name, nameBytes } from '../tar/names.js';
 import { TarReader } from '../tar/reader.js';
 import { encodeHeader } from '../tar/writer.js';
+
+/** The entry types a folder block may hold (docs/spec.md 3.3). */
+const FOLDER_TYPES = new Set(['file', 'dir', 'symlink', 'char', 'block', 'fifo']);
 
 /** Where each member of a folder block sits inside it. */
 export interface DirMember {
@@ -107,10 +111,12 @@ export class BlockAccess {
     for await (const e of reader.entries()) {
       const h = e.header;
       const rel = cleanPath(h.path, `block ${d.digest}`);
-      // a folder block has one spelling (docs/spec.md 3.3): re-encode and compare, in sorted order
-      const name = Buffer.from(h.path);
-      const canonical = encodeHeader({ path: rel, type: h.type, size: h.size, mode: h.mode, linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor });
-      if (rel === '' || !canonical.equals(e.raw) || (prev && Buffer.compare(prev, name) >= 0)) {
+      // a folder block has one spelling (docs/spec.md 3.3): UTF-8 names of the allowed types,
+      // re-encoded and compared, in sorted order
+      const name = nameBytes(h.path);
+      const allowed = FOLDER_TYPES.has(h.type) && !e.global && isUtf8Name(h.path) && isUtf8Name(h.linkname);
+      const canonical = allowed && encodeHeader({ path: rel, type: h.type, size: h.size, mode: h.mode, linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor });
+      if (rel === '' || !canonical || !canonical.equals(e.raw) || (prev && Buffer.compare(prev, name) >= 0)) {
         throw new BlockportError('ECORRUPT', `block ${d.digest}: not a canonical folder block (at ${JSON.stringify(h.path)})`, { subject: d.digest });
       }
       prev = name;

@@ -10,18 +10,18 @@ import { HashingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
 import type { FileSpot, ImageReader, ImageWriter } from '../oci/image.js';
-import { Annotation, MediaType, blockLayerType, type Compression } from '../oci/media-types.js';
+import { Annotation, MediaType, blockLayerType, ociLayerType, type Compression } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
-import { cleanPath, isWithin } from '../tar/path.js';
+import { LayerGuard, isWithin } from '../tar/path.js';
+import { isUtf8Name } from '../tar/names.js';
 import { FileBytes } from '../tar/bytes.js';
 import { TarReader, paddingOf, type TarEntry } from '../tar/reader.js';
-import { encodeHeader, padding } from '../tar/writer.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
 import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
-import { refuseThroughSymlink } from './standard-layer.js';
 import { CHUNK, coalesce } from '../chunk.js';
 
 export interface BlockifyOptions {
@@ -50,7 +50,8 @@ export interface LayerStats {
 }
 
 export interface BlockifyResult {
-  index: Descriptor;
+  /** What the destination tag names: the transport manifest (docs/spec.md 5.1). */
+  top: Descriptor;
   manifest: Descriptor;
   layers: LayerStats[];
   blocks: Descriptor[];
@@ -60,6 +61,26 @@ const WHITEOUT = '.wh.';
 
 function base(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
+}
+
+function isZero(b: Buffer): boolean {
+  return !b.some((x) => x !== 0);
+}
+
+/**
+ * Thrown when a streamed file went into a block and then showed non-zero padding, which an
+ * import entry cannot reproduce: blockifyLayer reads the layer again, keeping such files as they are.
+ */
+class PaddingRetry extends Error {
+  constructor(readonly path: string) {
+    super(`tar entry ${path}: non-zero padding`);
+  }
+}
+
+/** Whether `err` is a PaddingRetry, or wraps one (a blob writer may wrap what its stream threw). */
+function isPaddingRetry(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof PaddingRetry) return true;
+  return false;
 }
 
 function isSparse(h: TarHeader): boolean {
@@ -206,21 +227,24 @@ class LayerBlockifier {
   stats = { entries: 0, blocks: 0, newBlocks: 0, blockBytes: 0 };
   private spool?: FolderSpool;
   private readonly doneFolders = new Set<string>();
-  /** Symlinks seen so far in this layer: materialize refuses imports below them, so none is made. */
-  private readonly symlinks = new Set<string>();
+  private readonly guard: LayerGuard;
   private spools = 0;
 
+  /** `excluded`: offsets of entries that must stay as they are (streamed files found with non-zero padding). */
   constructor(
     private readonly input: LayerInput,
     private readonly matcher: RuleMatcher,
     private readonly tmp: string,
-  ) {}
+    what: string,
+    private readonly excluded: ReadonlySet<number> = new Set(),
+  ) {
+    this.guard = new LayerGuard(what);
+  }
 
   /** Block writes not yet finished (positional input writes several at once). */
   readonly inflight = new Set<Promise<unknown>>();
 
   private putBlock(body: AsyncIterable<Piece>, mediaType: string, path: string): Promise<Descriptor> {
-    refuseThroughSymlink(path.replace(/\/$/, ''), this.symlinks, `tar entry /${path}`);
     // the slot is taken now, so the manifest lists blocks in layer order however writes finish
     const slot = this.blocks.push(undefined as unknown as Descriptor) - 1;
     const put = this.input.put(body).then((stored) => {
@@ -236,31 +260,31 @@ class LayerBlockifier {
     return put;
   }
 
-  /** Emits one entry that is not part of a folder block: as a file block or as it was (`whole`, when given). */
-  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Piece>, pad: () => Buffer, global = false, whole?: () => Piece): AsyncGenerator<Piece | Later> {
+  /**
+   * Emits one entry that is not part of a folder block: as a file block or as it was (`whole`,
+   * when given). A file becomes a block only when it is a plain regular file with a UTF-8 name and
+   * zero padding (an import entry reproduces nothing else); `padKnown` says whether its padding
+   * can be read before its body (by position, or spooled). Streamed, it is only seen after the
+   * body went into the block: then the layer is read again without that entry (PaddingRetry).
+   */
+  private async *emit(path: string, h: TarHeader, raw: Buffer, body: () => AsyncIterable<Piece>, pad: () => Buffer, padKnown: boolean, at?: number, whole?: () => Piece): AsyncGenerator<Piece | Later> {
     const regular = h.type === 'file' || h.type === 'contiguous';
-    const eligible = regular && !isSparse(h) && !global && !base(path).startsWith(WHITEOUT);
-    if (eligible && this.matcher.fileIsBlock(path, h.size)) {
-      const checkPadding = () => {
-        if (pad().some((b) => b !== 0)) {
-          throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: non-zero padding after its data cannot be reproduced`, { subject: path });
-        }
-      };
+    const plain = regular && !isSparse(h) && isUtf8Name(path) && !base(path).startsWith(WHITEOUT) && !(at !== undefined && this.excluded.has(at));
+    if (plain && this.matcher.fileIsBlock(path, h.size) && (!padKnown || isZero(pad()))) {
       const entryFor = (d: Descriptor) => importEntryBytes({ path, kind: 'file', block: d.digest, size: d.size, raw, meta: { xattrs: new Map() } }, h.mtime);
       if (this.input.parallel) {
         // the block is written while the layer goes on; its import entry follows once it is named
-        checkPadding();
         yield { later: this.putBlock(body(), MediaType.blockFile, path).then(entryFor) };
         return;
       }
       const d = await this.putBlock(body(), MediaType.blockFile, path);
-      checkPadding();
+      if (!isZero(pad())) throw new PaddingRetry(path);
       yield entryFor(d);
       return;
     }
     if (regular && base(path).startsWith(IMPORT_PREFIX)) {
       // it would read as an import entry after materialize; only a block can keep it unambiguous
-      throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: a ${IMPORT_PREFIX}* file that is sparse or follows a global header cannot be kept unambiguous`, { subject: path });
+      throw new BlockportError('EUNSUPPORTED', `tar entry ${path}: a ${IMPORT_PREFIX}* file that is sparse, has non-zero padding or a name that is not UTF-8 cannot be kept unambiguous`, { subject: path });
     }
     if (whole) {
       yield whole();
@@ -285,7 +309,7 @@ class LayerBlockifier {
       if (spool.refused || real.length === 0) {
         for (const m of spool.members) {
           const path = m.rel === '.' ? spool.folder : `${spool.folder}/${m.rel}`;
-          yield* this.emit(path, m.header, m.raw, () => spool.data(m), () => m.padding);
+          yield* this.emit(path, m.header, m.raw, () => spool.data(m), () => m.padding, true);
         }
         return;
       }
@@ -299,9 +323,14 @@ class LayerBlockifier {
   async *run(entries: AsyncIterable<TarEntry>): AsyncGenerator<Piece | Later> {
     for await (const entry of entries) {
       this.stats.entries++;
+      if (entry.global) {
+        // a global header names no file and applies to nothing: it stays as it is, where it is
+        if (this.spool) yield* this.finishFolder();
+        yield this.input.whole?.(entry) ?? entry.raw;
+        continue;
+      }
       const h = entry.header;
-      const path = cleanPath(h.path, 'layer');
-      if (h.type === 'symlink') this.symlinks.add(path);
+      const path = this.guard.check(h);
       if (this.spool && !isWithin(path, this.spool.folder)) yield* this.finishFolder();
       if (!this.spool && path !== '') {
         const folder = this.matcher.folderOf(path, h.type === 'dir');
@@ -312,11 +341,13 @@ class LayerBlockifier {
         await this.spool.add(rel, h, entry.raw, this.input.body(entry), () => this.input.padding(entry));
         const b = base(path);
         if (b.startsWith(WHITEOUT) || b.startsWith(IMPORT_PREFIX)) this.spool.refused = `special entry ${path}`;
-        if (h.type === 'other' || h.type === 'hardlink' || isSparse(h) || entry.global) this.spool.refused = `unsupported entry ${path}`;
+        if (h.type === 'other' || h.type === 'hardlink' || h.type === 'contiguous' || isSparse(h)) this.spool.refused = `unsupported entry ${path}`;
+        // folder blocks hold UTF-8 names and link targets only (docs/spec.md 3.3)
+        if (!isUtf8Name(path) || !isUtf8Name(h.linkname)) this.spool.refused = `name that is not UTF-8 ${path}`;
         continue;
       }
       const whole = this.input.whole?.bind(this.input, entry);
-      yield* this.emit(path, h, entry.raw, () => this.input.body(entry), () => this.input.padding(entry), entry.global, whole);
+      yield* this.emit(path, h, entry.raw, () => this.input.body(entry), () => this.input.padding(entry), this.input.parallel, entry.offset, whole);
     }
     if (this.spool) yield* this.finishFolder();
   }
@@ -340,32 +371,73 @@ async function blockifyLayer(
   tmp: string,
   opts: { compression: Compression; onBytes: (n: number) => void },
 ): Promise<LayerOutcome> {
+  try {
+    return await blockifyLayerOnce(src, dst, desc, diffId, matcher, tmp, opts);
+  } catch (err) {
+    if (!isPaddingRetry(err)) throw err;
+  }
+  // rare: a chosen file had non-zero padding. Its block stays behind as garbage (never listed);
+  // one pass finds every such file, one more writes the layer without making blocks of them.
+  const excluded = await offsetsWithPadding(src, desc);
+  return blockifyLayerOnce(src, dst, desc, diffId, matcher, tmp, { ...opts, onBytes: () => {} }, excluded);
+}
+
+/** Offsets of the entries of a layer whose padding is not all zero. */
+async function offsetsWithPadding(src: ImageReader, desc: Descriptor): Promise<Set<number>> {
   const input = await openUncompressed(await src.openBlob(desc), `layer ${desc.digest}`);
+  const out = new Set<number>();
+  try {
+    for await (const e of new TarReader(input, `layer ${desc.digest}`).entries()) {
+      for await (const _ of e.body());
+      if (!isZero(e.padding!)) out.add(e.offset);
+    }
+  } finally {
+    input.destroy();
+  }
+  return out;
+}
+
+async function blockifyLayerOnce(
+  src: ImageReader,
+  dst: ImageWriter,
+  desc: Descriptor,
+  diffId: Digest,
+  matcher: RuleMatcher,
+  tmp: string,
+  opts: { compression: Compression; onBytes: (n: number) => void },
+  excluded?: Set<number>,
+): Promise<LayerOutcome> {
+  const what = `layer ${desc.digest}`;
+  const input = await openUncompressed(await src.openBlob(desc), what);
   // an uncompressed layer blob is its diff_id, already verified by openBlob: do not hash it twice
   const uncompressedBlob = desc.digest === diffId;
   const hashing = new HashingStream(opts.onBytes, !uncompressedBlob);
   input.on('error', (e) => hashing.destroy(e));
   const counted = input.pipe(hashing);
-  const reader = new TarReader(counted, `layer ${desc.digest}`);
-  const b = new LayerBlockifier(streamedInput(dst), matcher, tmp);
+  const reader = new TarReader(counted, what);
+  const b = new LayerBlockifier(streamedInput(dst), matcher, tmp, what, excluded);
   async function* layerBytes() {
     yield* readPieces(settled(b.run(reader.entries())));
-    yield reader.tail!;
+    yield* reader.tailChunks();
     const got = hashing.summary.digest;
     if (!uncompressedBlob && got !== diffId) {
       throw new BlockportError('EDIGEST', `layer ${desc.digest}: uncompressed digest ${got} does not match the config's diff_id ${diffId}`, { subject: desc.digest });
     }
   }
-  if (uncompressedBlob && opts.compression === 'none') {
-    // straight into the destination: with no block made, the bytes are the input blob's, so
-    // the blob stored is the one copyBlob would bring; no temp file written and read again
-    const stored = await dst.putBlob(Readable.from(coalesce(layerBytes()), { objectMode: false, highWaterMark: CHUNK }));
-    return { b, stored, uncompressedSize: hashing.summary.size };
+  try {
+    if (uncompressedBlob && opts.compression === 'none') {
+      // straight into the destination: with no block made, the bytes are the input blob's, so
+      // the blob stored is the one copyBlob would bring; no temp file written and read again
+      const stored = await dst.putBlob(Readable.from(coalesce(layerBytes()), { objectMode: false, highWaterMark: CHUNK }));
+      return { b, stored, uncompressedSize: hashing.summary.size };
+    }
+    const file = join(tmp, `layer-${desc.digest.slice(7, 19)}`);
+    const z = compressor(opts.compression, 'block-form layer');
+    await pipeline([Readable.from(coalesce(layerBytes())), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
+    return { b, file, uncompressedSize: hashing.summary.size };
+  } finally {
+    input.destroy();
   }
-  const file = join(tmp, `layer-${desc.digest.slice(7, 19)}`);
-  const z = compressor(opts.compression, 'block-form layer');
-  await pipeline([Readable.from(coalesce(layerBytes())), ...(z ? [z] : []), createWriteStream(file, { highWaterMark: CHUNK })] as unknown as NodeJS.ReadWriteStream[]);
-  return { b, file, uncompressedSize: hashing.summary.size };
 }
 
 /** Blocks written ahead of the block-form layer, by position. */
@@ -400,7 +472,7 @@ async function blockifyLayerAt(
   });
   try {
     const reader = new TarReader(new FileBytes(fh.fd, desc.size, what, spot.offset), what);
-    const b = new LayerBlockifier(positionalInput(dst, threads, fh.fd, spot), matcher, tmp);
+    const b = new LayerBlockifier(positionalInput(dst, threads, fh.fd, spot), matcher, tmp, what);
     async function* counted(): AsyncGenerator<TarEntry> {
       let seen = 0;
       for await (const entry of reader.entries()) {
@@ -412,7 +484,7 @@ async function blockifyLayerAt(
     }
     async function* layer(): AsyncGenerator<Piece | Later> {
       yield* b.run(counted());
-      yield reader.tail!;
+      yield* reader.tailChunks();
     }
     let stored: StoredBlob;
     try {
@@ -480,7 +552,7 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size };
     const all = uniqueBlocks(blocks);
     const written = await writeBlockFormImage(dst, { config, configJson: src.config, layers, blocks: all });
-    await dst.commit(written.index);
+    await dst.commit(written.top);
     return { ...written, layers: stats, blocks: all };
   } catch (err) {
     await dst.abort();
@@ -490,3 +562,103 @@ export async function blockify(src: ImageReader, dst: ImageWriter, options: Bloc
     await fsp.rm(tmp, { recursive: true, force: true });
   }
 }
+
+/** What `blockifyLayerFile` wrote: the layer's descriptor (block-form, or standard when nothing was selected) and its blocks. */
+export interface LayerFileResult {
+  layer: Descriptor;
+  blocks: Descriptor[];
+  stats: LayerStats;
+}
+
+/**
+ * Blockifies one standard layer held uncompressed in a plain file, with the same rules and code
+ * as `blockify` (so equal files and folders give equal blocks): `build` writes a layer it
+ * compresses as a deterministic tar, a snapshot, then hands it here. By position (copy threads)
+ * when the output is uncompressed, streamed (and compressed) otherwise.
+ */
+export async function blockifyLayerFile(
+  file: string,
+  dst: ImageWriter,
+  layer: { diffId: Digest; size: number; index?: number },
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; compression?: Compression; onBytes?: (n: number) => void },
+): Promise<LayerFileResult> {
+  const compression = options.compression ?? 'none';
+  const matcher = new RuleMatcher(options.rules);
+  const desc: Descriptor = { mediaType: MediaType.ociLayer, digest: layer.diffId, size: layer.size };
+  const onBytes = options.onBytes ?? (() => {});
+  const spot: FileSpot | undefined = compression === 'none' ? { path: file, offset: 0, size: layer.size, blobFile: false } : undefined;
+  // the streamed path reads the layer through openBlob only
+  const src = { ref: file, openBlob: async () => openFile(file) } as unknown as ImageReader;
+  const { b, file: out, stored: direct } = spot
+    ? await blockifyLayerAt(spot, dst, desc, layer.diffId, matcher, options.tmp, options.threads, onBytes)
+    : await blockifyLayer(src, dst, desc, layer.diffId, matcher, options.tmp, { compression, onBytes });
+  try {
+    const stored = direct ?? (await dst.putBlob(openFile(out!)));
+    const blockForm = b.stats.blocks > 0;
+    const annotations: Record<string, string> = blockForm ? { [Annotation.diffId]: layer.diffId, [Annotation.layerSize]: String(layer.size) } : { [Annotation.layerSize]: String(layer.size) };
+    const mediaType = blockForm ? blockLayerType(compression) : ociLayerType(compression);
+    return {
+      layer: { mediaType, digest: stored.digest, size: stored.size, annotations },
+      blocks: b.blocks,
+      stats: { index: layer.index ?? 0, diffId: layer.diffId, blockified: blockForm, inputSize: layer.size, outputSize: stored.size, uncompressedSize: layer.size, ...b.stats },
+    };
+  } finally {
+    if (out) await fsp.rm(out, { force: true });
+  }
+}
+
+/** One entry of a layer that exists only as parts: its header bytes, parsed header, and data as a range of some file. */
+export interface LayerPart {
+  raw: Buffer;
+  header: TarHeader;
+  data?: { path: string; offset: number; size: number };
+}
+
+/**
+ * Blockifies a layer given as parts rather than as a tar file (build's source files, listed with
+ * their headers): the same LayerBlockifier and rules as `blockify`, bodies read by copy threads
+ * straight from the files that hold them, so the standard tar is never written. The block-form
+ * layer (uncompressed) and the blocks go to `dst`; the caller hashes the standard tar for its
+ * diff_id.
+ */
+export async function blockifyParts(
+  parts: Iterable<LayerPart>,
+  dst: ImageWriter,
+  options: { rules: BlockRules; tmp: string; threads: CopyThreads; onBytes?: (n: number) => void },
+): Promise<{ stored: StoredBlob; blocks: Descriptor[]; stats: LayerBlockifier['stats'] }> {
+  const ranges = new WeakMap<TarEntry, Piece>();
+  const input: LayerInput = {
+    parallel: true,
+    body: (entry) => {
+      const r = ranges.get(entry);
+      return r ? one(r) : none();
+    },
+    padding: (entry) => padding(entry.header.size),
+    put: (pieces) => dst.putPlan(pieces, options.threads),
+  };
+  const b = new LayerBlockifier(input, new RuleMatcher(options.rules), options.tmp, 'the layer being built');
+  async function* entries(): AsyncGenerator<TarEntry> {
+    let offset = 0;
+    for (const p of parts) {
+      const entry: TarEntry = { header: p.header, raw: p.raw, offset, global: false, body: () => none() as AsyncGenerator<Buffer>, padding: padding(p.header.size) };
+      if (p.data && p.data.size > 0) ranges.set(entry, p.data);
+      offset += p.raw.length + p.header.size + paddingOf(p.header.size);
+      options.onBytes?.(p.raw.length + p.header.size);
+      yield entry;
+    }
+  }
+  async function* layer(): AsyncGenerator<Piece | Later> {
+    yield* b.run(entries());
+    yield END_OF_ARCHIVE;
+  }
+  let stored: StoredBlob;
+  try {
+    stored = await dst.putPlan(readAhead(layer(), BLOCKS_AHEAD), options.threads);
+  } finally {
+    // no block may still be written once the threads stop (its temp file would stay behind)
+    await Promise.allSettled([...b.inflight]);
+  }
+  return { stored, blocks: b.blocks, stats: b.stats };
+}
+
+async function* none(): AsyncGenerator<never> {}

@@ -95,8 +95,9 @@ function bad(where: string, why: string): BlockportError {
 }
 
 function int(v: string, where: string, key: string, radix = 10): number {
-  const ok = radix === 8 ? /^[0-7]{1,7}$/.test(v) : /^\d{1,16}$/.test(v);
-  if (!ok) throw bad(where, `invalid ${key} ${JSON.stringify(v)}`);
+  // decimal numbers are at most 2^53 - 1, without leading zeros (docs/spec.md 6.2)
+  const ok = radix === 8 ? /^[0-7]{1,7}$/.test(v) : /^(0|[1-9]\d{0,15})$/.test(v) && Number.isSafeInteger(Number(v));
+  if (!ok) throw bad(where, `invalid ${key} ${JSON.stringify(v.slice(0, 40))}`);
   return Number.parseInt(v, radix);
 }
 
@@ -123,10 +124,15 @@ export function parseImportEntry(text: Buffer, where: string): ImportEntry {
   const expected = importedPath(where);
   if (path === '' || path !== expected) throw new BlockportError('EUNSAFE', `import entry ${where}: declares ${JSON.stringify(`/${path}`)}, not its own location /${expected ?? '?'}`, { subject: where });
   const e: ImportEntry = { path, kind, block: parseDigest(head[2], `import entry ${where}`), meta: { xattrs: new Map() } };
+  const seen = new Set<string>();
   for (const line of lines.slice(2)) {
     const sp = line.indexOf(' ');
     const key = sp === -1 ? line : line.slice(0, sp);
     const v = sp === -1 ? '' : line.slice(sp + 1);
+    // one of each key, one line per xattr name and member rel
+    const id = key === 'xattr' || key === 'member' ? `${key} ${v.split(' ')[0]}` : key;
+    if (seen.has(id)) throw bad(where, `${id.slice(0, 60)} repeated`);
+    seen.add(id);
     switch (key) {
       case 'size': e.size = int(v, where, key); break;
       case 'raw': e.raw = b64(v, where); break;

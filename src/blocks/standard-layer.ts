@@ -9,7 +9,7 @@ import type { FileSpot, ImageReader } from '../oci/image.js';
 import { MediaType, compressionOf, isBlockLayer } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
-import { cleanPath } from '../tar/path.js';
+import { LayerGuard, cleanPath } from '../tar/path.js';
 import { FileBytes } from '../tar/bytes.js';
 import { TarReader, paddingOf } from '../tar/reader.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
@@ -17,8 +17,8 @@ import { coalesce } from '../chunk.js';
 import type { BlockAccess } from './block-access.js';
 import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry, type ImportEntry } from './import-entry.js';
 
-/** Parses raw header bytes kept in an import entry and checks they describe `path` with `size` bytes. */
-async function checkRaw(raw: Buffer, path: string, size: number, type: TarHeader['type'] | 'file', where: string): Promise<void> {
+/** Parses raw header bytes kept in an import entry and checks they describe `path` with `size` bytes; gives the header. */
+async function checkRaw(raw: Buffer, path: string, size: number, type: TarHeader['type'] | 'file', where: string): Promise<TarHeader> {
   const reader = new TarReader([raw, END_OF_ARCHIVE], `${where}: raw header`);
   let header: TarHeader | undefined;
   let rawLen = 0;
@@ -40,6 +40,7 @@ async function checkRaw(raw: Buffer, path: string, size: number, type: TarHeader
     throw new BlockportError('EUNSAFE', `${where}: raw header for /${path} is a ${header.type}, the block holds a ${type}`, { subject: where });
   }
   if (header.size !== size) throw new BlockportError('ECORRUPT', `${where}: raw header for /${path} says ${header.size} bytes, block has ${size}`, { subject: where });
+  return header;
 }
 
 /** A header made from an import's metadata lines (images built from artifacts carry no raw bytes). */
@@ -53,17 +54,17 @@ function synthesize(e: ImportEntry, path: string, base: Partial<TarHeader> & Pic
   });
 }
 
-async function* fileImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Piece> {
+async function* fileImport(e: ImportEntry, access: BlockAccess, where: string, guard: LayerGuard): AsyncGenerator<Piece> {
   const d = access.descriptor(e.block, where, MediaType.blockFile);
   if (d.size !== e.size) throw new BlockportError('ECORRUPT', `${where}: size ${e.size} differs from block ${d.digest} (${d.size} bytes)`, { subject: where });
-  if (e.raw) await checkRaw(e.raw, e.path, d.size, 'file', where);
+  guard.check(e.raw ? await checkRaw(e.raw, e.path, d.size, 'file', where) : { path: e.path, type: 'file', linkname: '' });
   yield e.raw ?? synthesize(e, e.path, { type: 'file', size: d.size });
   const spot = access.spotOf(d);
   yield { path: spot.path, offset: spot.offset, size: d.size };
   yield padding(d.size);
 }
 
-async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): AsyncGenerator<Piece> {
+async function* dirImport(e: ImportEntry, access: BlockAccess, where: string, guard: LayerGuard): AsyncGenerator<Piece> {
   const d = access.descriptor(e.block, where, MediaType.blockDir);
   const idx = await access.dirIndex(d);
   const members = e.members ?? [{ rel: '.' }, ...[...idx.keys()].map((rel) => ({ rel }))];
@@ -72,22 +73,14 @@ async function* dirImport(e: ImportEntry, access: BlockAccess, where: string): A
     const loc = m.rel === '.' ? undefined : idx.get(m.rel);
     if (m.rel !== '.' && !loc) throw new BlockportError('ECORRUPT', `${where}: member ${m.rel} is not in block ${d.digest}`, { subject: d.digest });
     const size = loc?.header.size ?? 0;
-    if (m.raw) await checkRaw(m.raw, path, size, loc?.header.type ?? 'dir', where);
+    // the entry the runtime will unpack: the raw header's name and link target when there is one
+    guard.check(m.raw ? await checkRaw(m.raw, path, size, loc?.header.type ?? 'dir', where) : { path, type: loc?.header.type ?? 'dir', linkname: loc?.header.linkname ?? '' });
     yield m.raw ?? synthesize(e, path, loc?.header ?? { type: 'dir', size: 0 });
     if (loc && size > 0) {
       const spot = access.spotOf(d);
       yield { path: spot.path, offset: spot.offset + loc.offset, size };
     }
     yield padding(size);
-  }
-}
-
-/** An import must not land below a symlink of the same layer: the files would be written through it. */
-export function refuseThroughSymlink(path: string, symlinks: Set<string>, where: string): void {
-  const parts = path.split('/');
-  for (let i = 1; i <= parts.length; i++) {
-    const prefix = parts.slice(0, i).join('/');
-    if (symlinks.has(prefix)) throw new BlockportError('EUNSAFE', `${where}: imports through the symlink /${prefix}`, { subject: prefix });
   }
 }
 
@@ -159,13 +152,13 @@ export async function* layerPlan(spot: FileSpot, desc: Descriptor, access: Block
  * (the reader reads that file), verbatim entries are ranges of it and their data is not read.
  */
 async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess, layerFile?: FileSpot): AsyncGenerator<Piece> {
-  const symlinks = new Set<string>();
+  // judges every entry of the standard layer written, imported ones included (their real headers)
+  const guard = new LayerGuard(`layer ${desc.digest}`);
   for await (const entry of reader.entries()) {
     const h = entry.header;
-    const name = cleanPath(h.path, `layer ${desc.digest}`);
-    const imported = h.type === 'file' ? importedPath(name) : undefined;
-    if (h.type === 'symlink') symlinks.add(name);
+    const imported = h.type === 'file' && !entry.global ? importedPath(h.path) : undefined;
     if (imported === undefined) {
+      if (!entry.global) guard.check(h);
       if (layerFile !== undefined) {
         yield { path: layerFile.path, offset: layerFile.offset + entry.offset, size: entry.raw.length + h.size + paddingOf(h.size) };
         continue;
@@ -175,15 +168,16 @@ async function* splice(reader: TarReader, desc: Descriptor, access: BlockAccess,
       yield entry.padding!;
       continue;
     }
+    const name = cleanPath(h.path);
     const where = `layer ${desc.digest.slice(0, 19)}: /${name}`;
-    if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('ECORRUPT', `${where}: import entry too large`, { subject: name });
+    // refused before it is read (docs/spec.md 6.2: a limit, EUNSAFE)
+    if (h.size > MAX_IMPORT_ENTRY) throw new BlockportError('EUNSAFE', `${where}: import entry of ${h.size} bytes is larger than ${MAX_IMPORT_ENTRY}`, { subject: name });
     const body: Buffer[] = [];
     for await (const chunk of entry.body()) body.push(chunk); // at most MAX_IMPORT_ENTRY bytes, checked above
     const e = parseImportEntry(Buffer.concat(body), name);
-    refuseThroughSymlink(e.path, symlinks, where);
-    yield* e.kind === 'file' ? fileImport(e, access, where) : dirImport(e, access, where);
+    yield* e.kind === 'file' ? fileImport(e, access, where, guard) : dirImport(e, access, where, guard);
   }
-  yield reader.tail!;
+  yield* reader.tailChunks();
 }
 
 /** Turns a diff_id mismatch into an error naming the corrupt block-form layer or block when one is. */
@@ -194,11 +188,11 @@ export async function explainMismatch(err: unknown, src: ImageReader, access: Bl
     for (const k of order) {
       const layer = src.manifest.layers[k];
       if (isBlockLayer(layer.mediaType) && (await layerIsCorrupt(src, layer))) {
-        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
+        throw new BlockportError('EDIGEST', `layer blob ${layer.digest} is corrupt (layer ${k + 1} does not reproduce its diff_id)`, { subject: layer.digest, cause: err });
       }
     }
     const bad = await access.findCorrupt(access.blocks.keys());
-    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i} does not reproduce its diff_id)`, { subject: bad, cause: err });
+    if (bad) throw new BlockportError('EDIGEST', `block ${bad} is corrupt (layer ${i + 1} does not reproduce its diff_id)`, { subject: bad, cause: err });
   }
   throw err;
 }

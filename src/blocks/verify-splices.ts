@@ -47,7 +47,7 @@ export async function verifySplices(
         const got = spot ? await threads.copy('', 0, layerPlan(spot, desc, access), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
         const promised = desc.annotations?.[Annotation.layerSize];
         if (got.digest !== diffIds[i] || (promised !== undefined && Number(promised) !== got.size)) {
-          throw new BlockportError('EDIGEST', `layer ${i} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });
+          throw new BlockportError('EDIGEST', `layer ${i + 1} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });
         }
         result.matched.push({ layer: desc.digest, diffId: diffIds[i] });
         result.layers++;

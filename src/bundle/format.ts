@@ -39,6 +39,18 @@ export interface BundleTarget {
   name: string;
   /** What the tag points to: the image index (block form) or manifest, as in the sender's store. */
   descriptor: Descriptor;
+  /**
+   * Orders the releases of this tag (spec 14.2): a receiver refuses a bundle whose release of a
+   * tag is older than the one it applied last (rollback protection). Absent in older bundles.
+   */
+  release?: number;
+}
+
+/** An image the sender assumed the receiver holds (`--since`): named in a missing-prerequisite error. */
+export interface BundleSince {
+  /** Store NAME:TAG, when the sender named it so. */
+  name?: string;
+  digest: Digest;
 }
 
 /** A blob the receiver must already hold for the bundle to apply. */
@@ -65,9 +77,13 @@ export interface BundleBlob {
 export interface BundleManifest {
   mediaType: typeof BUNDLE_MEDIA_TYPE;
   version: typeof BUNDLE_VERSION;
+  /** When the bundle was written (RFC 3339, UTC); informative. */
+  created?: string;
   targets: BundleTarget[];
   prerequisites: BundlePrerequisite[];
   blobs: BundleBlob[];
+  /** The images the prerequisites come from, as far as the sender knew them. */
+  since?: BundleSince[];
 }
 
 /** `bundle.json.sig`: who signed and the signature, base64. */
@@ -140,7 +156,9 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
     } catch {
       fail(where, `targets[${i}]: invalid image name ${JSON.stringify(t.name)}`);
     }
-    return { name: t.name, descriptor: checkDescriptor(t.descriptor, `${where}: targets[${i}]`) };
+    const out: BundleTarget = { name: t.name, descriptor: checkDescriptor(t.descriptor, `${where}: targets[${i}]`) };
+    if (t.release !== undefined) out.release = checkRelease(t.release, `${where}: targets[${i}]`);
+    return out;
   });
   const prerequisites = m.prerequisites.map((p, i) => ({ digest: parseDigest(p?.digest, `${where}: prerequisites[${i}]`), size: checkSize(p.size, `${where}: prerequisites[${i}]`) }));
   const blobs = m.blobs.map((b, i) => checkBlob(b, `${where}: blobs[${i}]`));
@@ -150,7 +168,24 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
     seen.add(d);
   }
   checkBases(blobs, prerequisites, where);
-  return { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets, prerequisites, blobs };
+  const out: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets, prerequisites, blobs };
+  if (typeof m.created === 'string') out.created = m.created;
+  if (Array.isArray(m.since)) out.since = m.since.map((x, i) => checkSince(x, `${where}: since[${i}]`));
+  return out;
+}
+
+/** A release is a non-negative integer JSON can carry exactly. */
+function checkRelease(r: unknown, where: string): number {
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0) fail(where, `invalid release ${JSON.stringify(r)}`);
+  return r;
+}
+
+function checkSince(x: unknown, where: string): BundleSince {
+  const s = x as BundleSince;
+  if (!s || typeof s !== 'object') fail(where, 'invalid entry');
+  const out: BundleSince = { digest: parseDigest(s.digest, where) };
+  if (typeof s.name === 'string') out.name = s.name;
+  return out;
 }
 
 /** Parses `bundle.json.sig`. */

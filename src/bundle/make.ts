@@ -1,7 +1,7 @@
 import type { Digest } from '../digest/digest.js';
 import { BlockportError } from '../errors.js';
 import type { ImageReader } from '../oci/image.js';
-import { openImage } from '../oci/transport.js';
+import { openImage, parseRef } from '../oci/transport.js';
 import { deltaReport, measureDeltas, ownerSource, patchedSizes, prepareDeltas, type DeltaReport } from './make-delta.js';
 import { readInventory } from './inventory.js';
 import { prepareRecipes } from './make-recipe.js';
@@ -29,6 +29,8 @@ export interface MakeBundleOptions {
   /** Send changed tars (layers, folder blocks) as recipes copying unchanged files from the `since` images, when smaller (default true; never with compress false). */
   recipes?: boolean;
   dryRun?: boolean;
+  /** The release number of every target (default: the creation time in ms since the epoch). */
+  release?: number;
   onProgress?: WriteBundleOptions['onProgress'];
 }
 
@@ -38,6 +40,25 @@ export interface MakeBundleResult {
   deltas?: DeltaReport;
   /** What was written; absent on a dry run. */
   written?: Omit<WriteBundleResult, 'manifest'>;
+}
+
+/** The smallest volume `bundle --split` writes: below, a bundle becomes thousands of files. */
+export const MIN_SPLIT = 1 << 20;
+
+/** Now, or $SOURCE_DATE_EPOCH (seconds) for reproducible bundles. */
+function creationTime(): string {
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
+  return new Date().toISOString();
+}
+
+/** True when `ref` is a store NAME:TAG (not a transport reference). */
+function storeName(ref: string): boolean {
+  try {
+    return parseRef(ref).transport === 'store';
+  } catch {
+    return false;
+  }
 }
 
 /** What the receiver holds according to --since images and a --have inventory. */
@@ -64,6 +85,7 @@ async function receiverHas(since: ImageReader[], haveFile: string | undefined): 
 export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleResult> {
   if (opts.to.length === 0) throw new BlockportError('EUSAGE', 'name at least one image to send with --to');
   if (!opts.dryRun && !opts.out) throw new BlockportError('EUSAGE', 'name the bundle file with -o FILE (or use --dry-run)');
+  if (opts.split !== undefined && opts.split < MIN_SPLIT) throw new BlockportError('EUSAGE', `--split ${opts.split}: volumes must be at least 1M (${MIN_SPLIT} bytes); smaller ones only make thousands of files`);
   if (opts.delta && !opts.since?.length) throw new BlockportError('EUSAGE', '--delta needs --since: the images whose blobs the receiver holds and this side can read');
   const signKey = opts.sign && !opts.dryRun ? await loadPrivateKey(opts.sign) : undefined;
   const targets = opts.to.map(parseTarget);
@@ -92,7 +114,10 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
     }
     // a recipe is zstd frames: --no-compress (blobs as they are, no zstd needed) sends none
     const recipes = opts.recipes === false || opts.compress === false ? undefined : await prepareRecipes(held, have);
-    const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, recipes, onProgress: opts.onProgress });
+    const created = creationTime();
+    const release = opts.release ?? Date.parse(created);
+    const since = held.map((h) => ({ ...(storeName(h.ref) ? { name: h.ref } : {}), digest: h.top.digest }));
+    const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, recipes, onProgress: opts.onProgress, release, created, since });
     return { plan: p, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
   } finally {
     for (const s of [...sources, ...held]) await s.close();

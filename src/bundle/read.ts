@@ -20,7 +20,7 @@ import {
 import { patchDecoder, vcdiffDecoder } from './patch.js';
 import { recipeDecoder } from './recipe.js';
 import { zipDeltaDecoder } from './delta-zip.js';
-import { concatFiles, findVolumes } from './volumes.js';
+import { concatFiles, findVolumes, missingVolumeHint } from './volumes.js';
 import { CHUNK } from '../chunk.js';
 
 export interface OpenBundleOptions {
@@ -65,6 +65,24 @@ function isRegular(e: TarEntry): boolean {
  */
 export async function openBundle(args: string[], opts: OpenBundleOptions = {}): Promise<OpenedBundle> {
   const files = await findVolumes(args);
+  try {
+    return await open(files, opts);
+  } catch (err) {
+    throw await explainEnd(err, files);
+  }
+}
+
+/**
+ * A bundle in volumes that ends early most likely lacks its next volume: say so instead of the
+ * tar reader's "truncated" or "checksum mismatch" (a volume boundary cuts a header).
+ */
+async function explainEnd(err: unknown, files: string[]): Promise<unknown> {
+  if (!(err instanceof BlockportError) || err.code !== 'ECORRUPT') return err;
+  const hint = await missingVolumeHint(files);
+  return hint ? new BlockportError('ENOTFOUND', hint, { subject: files.at(-1), cause: err }) : err;
+}
+
+async function open(files: string[], opts: OpenBundleOptions): Promise<OpenedBundle> {
   const label = files.length > 1 ? `${files[0]} (+${files.length - 1} volumes)` : files[0];
   const reader = new TarReader(concatFiles(files), label);
   const it = reader.entries();
@@ -81,6 +99,13 @@ export async function openBundle(args: string[], opts: OpenBundleOptions = {}): 
     pending = await it.next();
   }
   async function* blobs(): AsyncGenerator<BundleEntry> {
+    try {
+      yield* members();
+    } catch (err) {
+      throw await explainEnd(err, files);
+    }
+  }
+  async function* members(): AsyncGenerator<BundleEntry> {
     for (const [index, blob] of manifest.blobs.entries()) {
       const r = index === 0 ? pending : await it.next();
       if (r.done) throw new BlockportError('ECORRUPT', `${label}: truncated (ends before ${blobMember(blob)}, blob ${index + 1} of ${manifest.blobs.length})`, { subject: label });
@@ -88,7 +113,7 @@ export async function openBundle(args: string[], opts: OpenBundleOptions = {}): 
       if (e.header.path !== blobMember(blob) || !isRegular(e) || e.header.size !== blob.storedSize) {
         throw new BlockportError('ECORRUPT', `${label}: member ${JSON.stringify(e.header.path)} (${e.header.size} bytes) where bundle.json lists ${blobMember(blob)} (${blob.storedSize} bytes)`, { subject: label });
       }
-      yield { blob, index, data: () => decoded(e, blob, label, opts.basePath) };
+      yield { blob, index, data: () => decoded(e, blob, label, opts.basePath, files) };
     }
     const end = manifest.blobs.length === 0 ? pending : await it.next();
     if (!end.done) throw new BlockportError('ECORRUPT', `${label}: unexpected member ${JSON.stringify(end.value.header.path)} after the last blob`, { subject: label });
@@ -111,8 +136,17 @@ function decoder(blob: BundleBlob, what: string, basePath: OpenBundleOptions['ba
   return blob.encoding === 'vcdiff' ? vcdiffDecoder(base, what) : patchDecoder(base, what);
 }
 
-function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBundleOptions['basePath']): Readable {
-  const body = Readable.from(e.body(), { objectMode: false, highWaterMark: CHUNK });
+/** A member's bytes; a bundle cut short inside it names the missing volume. */
+async function* explained(e: TarEntry, files: string[]): AsyncGenerator<Buffer> {
+  try {
+    yield* e.body();
+  } catch (err) {
+    throw await explainEnd(err, files);
+  }
+}
+
+function decoded(e: TarEntry, blob: BundleBlob, label: string, basePath: OpenBundleOptions['basePath'], files: string[]): Readable {
+  const body = Readable.from(explained(e, files), { objectMode: false, highWaterMark: CHUNK });
   const d = decoder(blob, `${label}: ${blobMember(blob)}`, basePath);
   if (!d) return body;
   body.on('error', (err) => d.destroy(err));

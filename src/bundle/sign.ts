@@ -60,9 +60,27 @@ export async function loadPrivateKey(path: string): Promise<KeyObject> {
   }
 }
 
-/** Loads a PEM public key (SPKI) to trust. */
+/**
+ * True when `pem` holds a private key. Node derives the public key from a private one without a
+ * word, so a vendor's secret key copied where the public key belongs would verify; a receiver
+ * must never hold it (whoever has it can sign bundles).
+ */
+function isPrivateKey(pem: Buffer): boolean {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem.toString('latin1'))) return true;
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads a PEM public key (SPKI) to trust; refuses a private key. */
 export async function loadPublicKey(path: string): Promise<TrustedKey> {
   const pem = await readKeyFile(path);
+  if (isPrivateKey(pem)) {
+    throw new BlockportError('ESIGNATURE', `${path}: a private (secret) key where a public key belongs; trust the .pub file that 'blockport keygen' wrote beside it, and keep the .key with the signer only`, { subject: path });
+  }
   let key: KeyObject;
   try {
     key = ed25519(createPublicKey(pem), path);

@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { fsyncDir, tempPathFor } from '../cas/atomic.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { CHUNK } from '../chunk.js';
@@ -72,7 +72,53 @@ export async function findVolumes(files: string[]): Promise<string[]> {
   else return files;
   const out: string[] = [];
   for (let n = 1; await exists(volumeName(base, n)); n++) out.push(volumeName(base, n));
+  const later = (await laterVolumes(base)).filter((n) => n > out.length);
+  if (later.length) throw new BlockportError('ENOTFOUND', `volume ${out.length + 1} of ${base} is missing (found volumes 1-${out.length} and ${later.join(', ')})`, { subject: volumeName(base, out.length + 1) });
   return out;
+}
+
+/** The numbers of the volumes of `base` in its folder. */
+async function laterVolumes(base: string): Promise<number[]> {
+  const dir = dirname(base);
+  const prefix = `${basename(base)}.`;
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => n.startsWith(prefix) && /^\d{3,}$/.test(n.slice(prefix.length))).map((n) => Number(n.slice(prefix.length))).sort((a, b) => a - b);
+}
+
+/**
+ * Splits an `apply` command line into bundles: each argument is a bundle, except FILE.002,
+ * FILE.003... right after FILE.001 (or the volume before them), which are volumes of that one.
+ * A volume named without the one before it is refused: a bundle never starts mid-way.
+ */
+export function groupBundles(args: string[]): string[][] {
+  const groups: string[][] = [];
+  for (const a of args) {
+    const m = /^(.*)\.(\d{3,})$/.exec(a);
+    const n = m ? Number(m[2]) : 0;
+    const last = groups.at(-1);
+    const prev = last?.at(-1);
+    if (m && n > 1) {
+      if (prev === volumeName(m[1], n - 1)) {
+        last!.push(a);
+        continue;
+      }
+      throw new BlockportError('EUSAGE', `${a}: volume ${n} of ${m[1]} given without volume ${n - 1} before it (name FILE.001 alone: it finds the rest)`, { subject: a });
+    }
+    groups.push([a]);
+  }
+  return groups;
+}
+
+/**
+ * When a bundle in volumes ends early: a hint that the next volume is missing, when every volume
+ * has the same size (the writer fills each to --split, so a full last one means one more was cut).
+ */
+export async function missingVolumeHint(files: string[]): Promise<string | undefined> {
+  const m = /^(.*)\.(\d{3,})$/.exec(files[0] ?? '');
+  if (!m || Number(m[2]) !== 1) return undefined;
+  const sizes = await Promise.all(files.map((f) => fsp.stat(f).then((s) => s.size, () => -1)));
+  if (sizes.some((x) => x !== sizes[0])) return undefined;
+  return `volume ${files.length + 1} of ${m[1]} is missing (the ${files.length} volume(s) found, ${sizes[0]} bytes each, end mid-bundle)`;
 }
 
 /** The bytes of `files` one after the other, read in 1 MiB chunks. */

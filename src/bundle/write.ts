@@ -8,7 +8,7 @@ import { BlockportError } from '../errors.js';
 import { jsonBytes } from '../oci/json.js';
 import type { Descriptor } from '../oci/types.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
-import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, isDelta, type BundleBlob, type BundleManifest } from './format.js';
+import { BUNDLE_MEDIA_TYPE, BUNDLE_VERSION, MANIFEST_MEMBER, SIGNATURE_MEMBER, blobMember, isDelta, type BundleBlob, type BundleManifest, type BundleSince, type BundleTarget } from './format.js';
 import type { DeltaCandidate } from './delta.js';
 import { encodeDeltas, patchPath, preferDeltas } from './delta-encode.js';
 import { encodeBlobs, encodedPath, type BlobSource } from './encode.js';
@@ -30,6 +30,12 @@ export interface WriteBundleOptions {
   recipes?: RecipeBases;
   onProgress?: (p: { phase: 'compress' | 'delta' | 'recipe' | 'write'; done: number; total: number }) => void;
   signal?: AbortSignal;
+  /** The release number every target gets (rollback protection, spec 14.2); none when unset. */
+  release?: number;
+  /** The creation time written as `created` (RFC 3339); none when unset, so the same inputs give the same bytes. */
+  created?: string;
+  /** The images the prerequisites come from, for the receiver's messages. */
+  since?: BundleSince[];
 }
 
 export interface WriteBundleResult {
@@ -82,6 +88,10 @@ async function* bundleBytes(m: { bytes: Buffer; sig?: Buffer; blobs: BundleBlob[
   yield END_OF_ARCHIVE;
 }
 
+function withRelease(targets: BundleTarget[], release: number | undefined): BundleTarget[] {
+  return release === undefined ? targets : targets.map((t) => ({ ...t, release }));
+}
+
 /** Encodes the delta candidates and keeps each one smaller than the blob's plain encoding. */
 async function withDeltas(plain: BundleBlob[], src: BlobSource, dir: string, opts: WriteBundleOptions) {
   const cands = opts.deltas?.candidates.filter((c) => plain.some((b) => b.digest === c.blob.digest)) ?? [];
@@ -111,7 +121,7 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
     const onRecipe = (d: number, total: number) => opts.onProgress?.({ phase: 'recipe', done: d, total });
     const { blobs, bases } = await withRecipes(deltaed.blobs, src, dir, opts.recipes, (b) => memberFile(dir, b), { onProgress: onRecipe, signal: opts.signal });
     const prerequisites = [...p.prerequisites, ...bases.filter((b) => !p.prerequisites.some((x) => x.digest === b.digest))];
-    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets: p.targets, prerequisites, blobs };
+    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, ...(opts.created ? { created: opts.created } : {}), targets: withRelease(p.targets, opts.release), prerequisites, blobs, ...(opts.since?.length ? { since: opts.since } : {}) };
     const bytes = jsonBytes(manifest);
     const sig = opts.signKey ? signManifest(bytes, opts.signKey) : undefined;
     const storedBytes = blobs.reduce((n, b) => n + b.storedSize, 0);

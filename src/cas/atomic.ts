@@ -4,6 +4,7 @@ import { dirname, join, basename } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fromSystemError } from '../errors.js';
+import { alive } from './lock.js';
 import { CHUNK } from '../chunk.js';
 
 /** A unique temporary name beside `path`, so the final rename stays on one file system. */
@@ -11,10 +12,29 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** Temp names tempPathFor makes: `.NAME.tmp-PID-RANDOM` (the pid tells whether its writer still runs). */
+const TEMP_RE = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/;
+
 /** The pid that wrote the temp file `name` (a name tempPathFor made), or undefined when it is none. */
 export function tempFileOwner(name: string): number | undefined {
-  const m = /^\..+\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
-  return m ? Number(m[1]) : undefined;
+  const m = TEMP_RE.exec(name);
+  return m ? Number(m[2]) : undefined;
+}
+
+/**
+ * Removes the temp files killed writers left in `dir` (`.NAME.tmp-PID-*` whose process is gone;
+ * only those of `name` when given): a materialize killed at 60 MB of a docker-archive otherwise
+ * leaves them forever. Temp files of live processes (a concurrent writer) stay. Returns the
+ * paths removed.
+ */
+export async function removeDeadTemps(dir: string, name?: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const m = TEMP_RE.exec(n);
+    if (!m || (name !== undefined && m[1] !== name) || alive(Number(m[2]))) continue;
+    await fsp.rm(join(dir, n), { recursive: true, force: true }).then(() => removed.push(join(dir, n)), () => {});
+  }
+  return removed;
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

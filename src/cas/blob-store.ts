@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { HashingStream, VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import { fsyncDir, fsyncFile, streamToFileAtomic, tempPathFor } from './atomic.js';
+import { fsyncDir, fsyncFile, removeDeadTemps, streamToFileAtomic, tempPathFor } from './atomic.js';
 import type { CopyThreads, Piece } from './copy-plan.js';
 import { CHUNK } from '../chunk.js';
 
@@ -131,7 +131,19 @@ export class FsBlobStore implements BlobStore {
     return stream.pipe(new VerifyingStream(digest, actual, `blob ${digest}`)).on('error', () => stream.destroy());
   }
 
+  /**
+   * Creates the blob folder on this store's first write, and removes the temp files dead
+   * writers left there (a killed blockify or materialize): its re-run then leaves the folder clean.
+   */
+  private async ready(): Promise<void> {
+    if (this.made) return;
+    await fsp.mkdir(this.dir, { recursive: true });
+    await removeDeadTemps(this.dir);
+    this.made = true;
+  }
+
   async put(source: Readable, expected?: StoredBlob): Promise<StoredBlob> {
+    await this.ready();
     await fsp.mkdir(this.dir, { recursive: true });
     if (expected && (await this.size(expected.digest)) === expected.size) {
       for await (const _ of source); // drain: the producer (often a tar entry) must still reach its end
@@ -155,8 +167,7 @@ export class FsBlobStore implements BlobStore {
    */
   async putPlan(plan: AsyncIterable<Piece>, threads: CopyThreads, expected?: StoredBlob): Promise<StoredBlob> {
     if (expected && (await this.size(expected.digest)) === expected.size) return { ...expected, created: false };
-    if (!this.made) await fsp.mkdir(this.dir, { recursive: true });
-    this.made = true;
+    await this.ready();
     const tmp = tempPathFor(join(this.dir, 'incoming'));
     try {
       const sum = await threads.copy(tmp, 0, plan, { create: true });

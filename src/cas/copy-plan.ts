@@ -34,6 +34,7 @@ export type CopyRequest =
 export type CopyReply =
   | { type: 'ack'; id: number; bytes: number }
   | { type: 'done'; id: number; hex: string; size: number }
+  | { type: 'dropped'; id: number }
   | { type: 'error'; id: number; code: string; message: string; subject?: string; system: boolean };
 
 /** A batch goes to the thread once it has this many pieces, literal bytes or range bytes. */
@@ -55,6 +56,8 @@ export interface CopyOptions {
 
 interface RunningJob {
   id: number;
+  /** The file written: named in a system error (a disk-full write has no path of its own). */
+  out: string;
   ack(bytes: number): void;
   done(r: { hex: string; size: number }): void;
   fail(e: Error): void;
@@ -70,21 +73,28 @@ class CopyThread {
   readonly worker: Worker;
   private job?: RunningJob;
   private broken?: Error;
+  /** Jobs dropped and not yet confirmed by the thread. */
+  private readonly dropped = new Map<number, () => void>();
 
   constructor() {
     this.worker = new Worker(new URL('./copy-thread.js', import.meta.url), {
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     this.worker.on('message', (m: CopyReply) => {
+      if (m.type === 'dropped') {
+        this.dropped.get(m.id)?.();
+        return;
+      }
       const j = this.job;
       if (!j || m.id !== j.id) return;
       if (m.type === 'ack') j.ack(m.bytes);
       else if (m.type === 'done') j.done(m);
-      else j.fail(replyError(m, ''));
+      else j.fail(replyError(m, j.out));
     });
     const broke = (e: Error) => {
       this.broken ??= new BlockportError('EIO', `copy thread failed: ${e.message}`);
       this.job?.fail(this.broken);
+      for (const done of this.dropped.values()) done();
     };
     this.worker.on('error', broke);
     this.worker.on('exit', (code) => broke(new Error(`exited with code ${code}`)));
@@ -104,6 +114,7 @@ class CopyThread {
     const finished = new Promise<{ hex: string; size: number }>((resolve, reject) => {
       this.job = {
         id,
+        out,
         ack: (bytes) => {
           inFlight--;
           onBytes?.(bytes);
@@ -174,7 +185,12 @@ class CopyThread {
       this.post({ type: 'end', id });
       return await finished;
     } catch (err) {
-      if (!this.broken) this.post({ type: 'drop', id });
+      if (!this.broken) {
+        const confirmed = new Promise<void>((r) => this.dropped.set(id, r));
+        this.post({ type: 'drop', id });
+        await confirmed;
+        this.dropped.delete(id);
+      }
       throw failure ?? err;
     } finally {
       this.job = undefined;

@@ -94,6 +94,13 @@ function close(): void {
 }
 
 parentPort!.on('message', (m: CopyRequest) => {
+  if (m.type === 'drop') {
+    // answered even for a job that failed here already: the caller waits for it before it
+    // removes the output, so this thread cannot create that file after it was removed
+    if (job?.id === m.id) close();
+    reply({ type: 'dropped', id: m.id });
+    return;
+  }
   // what is left of a job that failed or was dropped is ignored
   if (m.type !== 'start' && job?.id !== m.id) return;
   try {

@@ -55,7 +55,7 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
 export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ctx: CliContext): void {
   const rows = [['LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
   for (const l of r.layers) {
-    rows.push([String(l.index), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
+    rows.push([String(l.index + 1), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
   }
   const tin = r.layers.reduce((n, l) => n + l.inputSize, 0);
   const tout = r.layers.reduce((n, l) => n + l.outputSize, 0);
@@ -63,5 +63,5 @@ export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ct
   ctx.say(table(rows));
   ctx.say(`\n${r.source} -> ${r.destination}`);
   ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
-  ctx.say(`image ${r.index.digest}`);
+  ctx.say(`image ${r.top.digest}`);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 // the bundle code is imported when its command runs: the other commands start without it
 import type { ApplyResult } from '../bundle/apply.js';
+import type { ApplyPlan } from '../bundle/apply-dry-run.js';
 import type { FsckReport } from '../store/fsck.js';
 import type { Inventory } from '../bundle/inventory.js';
 import type { MakeBundleResult } from '../bundle/make.js';
@@ -26,7 +27,15 @@ interface BundleFlags {
   delta?: boolean;
   recipes?: boolean;
   dryRun?: boolean;
+  release?: string;
   json?: boolean;
+}
+
+/** `--release N`: a non-negative integer. */
+function parseRelease(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(s)) throw new BlockportError('EUSAGE', `--release ${JSON.stringify(s)}: want a whole number (that grows with every release of the tag)`);
+  return Number(s);
 }
 
 async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeBundleResult> {
@@ -44,6 +53,7 @@ async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeB
       delta: flags.delta,
       recipes: flags.recipes !== false,
       dryRun: flags.dryRun,
+      release: parseRelease(flags.release),
       onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : p.phase === 'delta' ? 'computing deltas' : p.phase === 'recipe' ? 'building recipes' : 'writing'),
     });
   } finally {
@@ -97,7 +107,10 @@ function printBundle(r: MakeBundleResult, ctx: CliContext): void {
 function printApply(r: ApplyResult, ctx: CliContext): void {
   const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
   ctx.say(`${r.noop ? 'already applied' : 'applied'} ${r.files[0]}: ${sig}`);
-  ctx.say(`blobs: ${r.blobs.received} received (${humanSize(r.bytesWritten)}), ${r.blobs.resumed} kept from an interrupted run, ${r.blobs.present} already present`);
+  const checked = r.bytesChecked ? ` (${humanSize(r.bytesChecked)} hashed)` : '';
+  ctx.say(`blobs: ${r.blobs.received} received (${humanSize(r.bytesWritten)}), ${r.blobs.resumed} kept from an interrupted run, ${r.blobs.present} already present${checked}`);
+  if (r.blobs.healed) ctx.say(`healed: ${r.blobs.healed} corrupt blob(s) in the store replaced by the bundle's good copy`);
+  if (r.downgraded.length) ctx.say(`downgraded (--allow-downgrade): ${r.downgraded.join(', ')}`);
   if (r.splices.layers) ctx.say(`layers: ${r.splices.layers} block-form layer(s) checked to splice into their diff_ids (${humanSize(r.splices.bytes)} hashed)`);
   for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (was ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}`);
 }
@@ -108,6 +121,53 @@ function printFsck(r: FsckReport, ctx: CliContext): void {
   for (const f of r.inUse) ctx.say(`in use: ${f} (a running process is writing it)`);
   if (r.recordsDropped) ctx.say(`dropped ${r.recordsDropped} record(s) of verified layers: materialize hashes every layer again, naming a corrupt blob`);
   if (r.ok) ctx.say(r.problems.length ? 'store is consistent after repair' : 'store is consistent');
+}
+
+interface ApplyFlags {
+  trust?: string[];
+  allowDowngrade?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/**
+ * Applies each bundle of the command line in turn (each is a bundle of its own, its volumes
+ * grouped), printing each result as it completes: when one fails, those before it stay applied.
+ */
+async function applyCommand(files: string[], flags: ApplyFlags, ctx: CliContext): Promise<void> {
+  const [{ applyBundle }, { dryRunApply }, { groupBundles }] = await Promise.all([import('../bundle/apply.js'), import('../bundle/apply-dry-run.js'), import('../bundle/volumes.js')]);
+  const groups = groupBundles(files);
+  const results: (ApplyResult | ApplyPlan)[] = [];
+  const opts = { trust: flags.trust, allowDowngrade: flags.allowDowngrade };
+  const flush = () => ctx.json && process.stdout.write(`${JSON.stringify(groups.length === 1 ? results[0] : results, null, 2)}\n`);
+  try {
+    for (const g of groups) {
+      if (flags.dryRun) {
+        const r = await dryRunApply(g, storeHome(), opts);
+        results.push(r);
+        if (!ctx.json) printApplyPlan(r, ctx);
+        continue;
+      }
+      const bar = ctx.progress('apply');
+      try {
+        const r = await applyBundle(g, storeHome(), { ...opts, onProgress: (p) => bar.update(p.done, p.total, p.label) });
+        results.push(r);
+        bar.stop();
+        if (!ctx.json) printApply(r, ctx);
+      } finally {
+        bar.stop();
+      }
+    }
+  } finally {
+    if (results.length) flush();
+  }
+}
+
+function printApplyPlan(r: ApplyPlan, ctx: CliContext): void {
+  const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
+  ctx.say(`dry run of ${r.files[0]}${r.created ? ` (written ${r.created})` : ''}: ${sig}; nothing written`);
+  ctx.say(`blobs: ${r.blobs.add} to add (${humanSize(r.blobs.addBytes)}, ${humanSize(r.blobs.storedBytes)} in the bundle), ${r.blobs.present} already present; ${r.prerequisites} prerequisite(s) present`);
+  for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (now ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}${r.downgraded.includes(t.name) ? ' DOWNGRADE' : ''}`);
 }
 
 /** Prints a report, then fails with `code` when it holds problems (so scripts see a non-zero exit). */
@@ -150,6 +210,7 @@ export function registerBundleCommands(program: Command): void {
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
     .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller; a changed jar (any zip) as a zip delta of its entries when that is smaller still')
     .option('--no-recipes', 'send changed layers and folder blocks whole (default: as recipes that copy the unchanged files from the --since images, when smaller)')
+    .option('--release <n>', 'release number of the targets; receivers refuse an older one than they applied (default: the time, in ms since 1970)')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
@@ -163,24 +224,20 @@ Examples:
 
   program
     .command('apply')
-    .description('apply an update bundle to the local store: verify everything, then tag the images')
-    .argument('<files...>', 'the bundle file, or its volumes in order (FILE.001 alone finds the rest)')
+    .description('apply update bundles to the local store: verify everything, then tag the images')
+    .argument('<files...>', 'bundle files, applied one after the other; FILE.001 (alone, or followed by FILE.002 ...) is one bundle in volumes')
     .option('--trust <pubkey>', 'require a signature by this public key; repeatable (default: $BLOCKPORT_HOME/trust/*.pub when present)', collect)
-    .option('--json', 'print the result as JSON')
+    .option('--allow-downgrade', 'apply a release of a tag older than the one applied before (refused by default: rollback protection)')
+    .option('--dry-run', 'show what the bundle would do (tags, blobs added, bytes) and write nothing')
+    .option('--json', 'print the result as JSON (an array when several bundles are given)')
     .addHelpText('after', `
 Examples:
   blockport apply app-2.bpk --trust vendor.pub
   blockport apply release.bpk.001            # finds release.bpk.002, ...
+  blockport apply app-2.bpk worker-7.bpk     # two bundles, one after the other
+  blockport apply app-2.bpk --dry-run
   cp vendor.pub ~/.local/share/blockport/trust/ && blockport apply app-3.bpk`)
-    .action(action(async (files: string[], flags: { trust?: string[]; json?: boolean }) => {
-      const { applyBundle } = await import('../bundle/apply.js');
-      const bar = ctxOf(flags).progress('apply');
-      try {
-        return await applyBundle(files, storeHome(), { trust: flags.trust, onProgress: (p) => bar.update(p.done, p.total, p.label) });
-      } finally {
-        bar.stop();
-      }
-    }, printApply));
+    .action((files: string[], flags: ApplyFlags) => applyCommand(files, flags, ctxOf(flags)));
 
   program
     .command('inventory')
@@ -233,7 +290,7 @@ Examples:
   program
     .command('fsck')
     .description('check the store: blob digests, images complete, no leftovers of interrupted writes')
-    .option('--repair', 'delete leftover temporary files and staging folders (never a blob)')
+    .option('--repair', 'delete leftover temporary files and staging folders; move corrupt blobs to quarantine/ so the next apply or pull brings them again')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:

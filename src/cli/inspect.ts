@@ -22,12 +22,12 @@ export function printInspect(d: ImageDescription, ctx: CliContext): void {
   ctx.say(`stored    ${humanSize(d.storedSize)}\n`);
   const rows = [['LAYER', 'DIGEST', 'SIZE', 'UNCOMPRESSED', 'IMPORTS', 'MEDIA TYPE']];
   for (const l of d.layers) {
-    rows.push([String(l.index), shortDigest(l.digest), humanSize(l.size), l.uncompressedSize === undefined ? '-' : humanSize(l.uncompressedSize), l.imports ? String(l.imports.length) : '-', l.mediaType]);
+    rows.push([String(l.index + 1), shortDigest(l.digest), humanSize(l.size), l.uncompressedSize === undefined ? '-' : humanSize(l.uncompressedSize), l.imports ? String(l.imports.length) : '-', l.mediaType]);
   }
   ctx.say(table(rows));
   for (const l of d.layers) {
     if (!l.imports?.length) continue;
-    ctx.say(`\nlayer ${l.index} imports:`);
+    ctx.say(`\nlayer ${l.index + 1} imports:`);
     ctx.say(table(l.imports.map((i) => [i.path + (i.kind === 'dir' ? '/' : ''), 'from', i.block, humanSize(i.size)])));
   }
 }

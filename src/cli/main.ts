@@ -2,11 +2,17 @@
 import './threadpool.js';
 import '../transports.js';
 import { Command, CommanderError } from 'commander';
-import { BlockportError } from '../errors.js';
+import { BlockportError, fromSystemError } from '../errors.js';
 import { listTransports } from '../oci/transport.js';
 import { registerBundleCommands } from './bundle-commands.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerBuildCommand } from './build.js';
+import { registerStatsCommand } from './stats.js';
+import { registerServeCommand } from './serve.js';
 import { action, makeContext } from './context.js';
+import { registerCopy } from './copy.js';
+import { registerPull } from './pull.js';
+import { registerPush } from './push.js';
 
 // each command's code is imported when it runs, so a command starts without the others' modules
 const blockifyCli = () => import('./blockify.js');
@@ -58,6 +64,7 @@ Examples:
     .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG or NAME:TAG')
     .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
     .option('--verify', 'hash every layer against its diff_id, even those the store has verified before')
+    .option('--force', 'replace an existing docker-archive: or oci-archive: file (refused by default)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Layers from the store that apply (or an earlier materialize) checked against their diff_ids are
@@ -88,31 +95,38 @@ Examples:
 
   registerBundleCommands(program);
   registerStoreCommands(program);
+  registerBuildCommand(program);
+  registerStatsCommand(program);
+  registerServeCommand(program);
+  registerPush(program);
+  registerPull(program);
+  registerCopy(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const debug = argv.includes('--debug');
+  const json = argv.includes('--json');
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof BlockportError) {
-      process.stderr.write(`blockport: ${err.message}\n`);
-      if (debug) process.stderr.write(`${err.stack}\n`);
-      return err.exitCode;
-    }
-    const e = err as NodeJS.ErrnoException;
-    if (e?.code === 'ENOSPC') {
-      process.stderr.write('blockport: no space left on device\n');
-      return 10;
-    }
-    process.stderr.write(`blockport: ${e?.message ?? String(err)}\n`);
-    if (debug) process.stderr.write(`${e?.stack}\n`);
-    return 1;
+    const e = toBlockportError(err);
+    if (json) process.stderr.write(`${JSON.stringify({ error: { code: e.code, exitCode: e.exitCode, message: e.message, ...(e.subject ? { subject: e.subject } : {}) } })}\n`);
+    else process.stderr.write(`blockport: ${e.message}\n`);
+    if (debug) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    return e.exitCode;
   }
+}
+
+/** Any failure as a coded error: system errors (ENOSPC, EISDIR...) name their path; the rest is EIO. */
+function toBlockportError(err: unknown): BlockportError {
+  if (err instanceof BlockportError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) return fromSystemError(err, e.path ?? 'a file');
+  return new BlockportError('EIO', e?.message ?? String(err), { cause: err });
 }
 
 // `blockport images | head` closes our stdout early: that is not an error

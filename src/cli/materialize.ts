@@ -1,10 +1,29 @@
 import { materialize, type MaterializeResult } from '../blocks/materialize.js';
-import { openImage, parseRef, transportOf } from '../oci/transport.js';
+import { openImage, parseRef, transportOf, type ImageRef } from '../oci/transport.js';
+import { promises as fsp } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { removeDeadTemps } from '../cas/atomic.js';
+import { BlockportError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { humanSize, layerBytes, parseCompression, shortDigest, table } from './format.js';
 
-export async function materializeCommand(src: string, dst: string, flags: { compress?: string; verify?: boolean }, ctx: CliContext): Promise<MaterializeResult & { source: string; destination: string }> {
+/**
+ * An archive output replaces a file: refused when one is there, unless --force (as skopeo does).
+ * Temp files a killed materialize left beside it go first.
+ */
+async function checkOutputFile(ref: ImageRef, force: boolean | undefined): Promise<void> {
+  if (ref.transport !== 'docker-archive' && ref.transport !== 'oci-archive') return;
+  const target = ref as ImageRef & { file: string };
+  await removeDeadTemps(dirname(target.file), basename(target.file));
+  const st = await fsp.lstat(target.file).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory()) throw new BlockportError('EUSAGE', `${target.file}: is a directory (a ${target.transport}: output is a file)`, { subject: target.file });
+  if (!force) throw new BlockportError('EUSAGE', `${target.file} already exists; refusing to replace it (--force replaces it)`, { subject: target.file });
+}
+
+export async function materializeCommand(src: string, dst: string, flags: { compress?: string; verify?: boolean; force?: boolean }, ctx: CliContext): Promise<MaterializeResult & { source: string; destination: string }> {
   const target = parseRef(dst);
+  await checkOutputFile(target, flags.force);
   const from = parseRef(src);
   const reader = await openImage(from, src);
   const bar = ctx.progress('materialize');
@@ -24,8 +43,12 @@ export async function materializeCommand(src: string, dst: string, flags: { comp
 
 export function printMaterialize(r: Awaited<ReturnType<typeof materializeCommand>>, ctx: CliContext): void {
   const rows = [['LAYER', 'DIFF_ID', 'SIZE', 'HOW']];
-  for (const l of r.layers) rows.push([String(l.index), shortDigest(l.diffId), humanSize(l.size), `${l.spliced ? 'spliced from blocks' : 'copied'}${l.hashed ? '' : ' (verified before)'}`]);
+  // layers are numbered from 1 in every table and message
+  for (const l of r.layers) rows.push([String(l.index + 1), shortDigest(l.diffId), humanSize(l.size), `${l.spliced ? 'spliced from blocks' : 'copied'}${l.hashed ? '' : ' (not hashed: verified before)'}`]);
   ctx.say(table(rows));
   ctx.say(`\n${r.source} -> ${r.destination}`);
-  ctx.say(`config ${r.configDigest} (image ID unchanged); every layer matches its diff_id`);
+  // say only what was checked: a layer copied unhashed may have rotted since it was verified
+  const hashed = r.layers.filter((l) => l.hashed).length;
+  const checked = hashed === r.layers.length ? 'every layer matches its diff_id' : `${hashed} of ${r.layers.length} layers hashed and match their diff_ids; the others were verified before and copied unhashed (--verify hashes them, fsck checks the store)`;
+  ctx.say(`config ${r.configDigest} (image ID unchanged); ${checked}`);
 }

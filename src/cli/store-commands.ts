@@ -24,6 +24,12 @@ export function registerStoreCommands(program: Command): void {
     .description('remove image tags from the local store (their blobs go at the next gc)')
     .argument('<names...>', 'NAME:TAG of store images')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', `
+All or nothing: every name is checked first; with one the store does not know, nothing is
+untagged, the error names every unknown one, and the exit code is 3.
+
+Examples:
+  blockport rmi app:1 worker:6`)
     .action(action((names: string[]) => Store.open().rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
 
   program

@@ -129,7 +129,7 @@ async function synthesize(index: TarIndex, entry: DockerEntry, ref: string): Pro
   const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers };
   const manifestBytes = jsonBytes(manifest);
   const manifestDescriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256(manifestBytes), size: manifestBytes.length };
-  return [{ manifest, manifestBytes, manifestDescriptor, config, configBytes }, places];
+  return [{ manifest, manifestBytes, manifestDescriptor, config, configBytes, top: manifestDescriptor, topBytes: manifestBytes }, places];
 }
 
 /**
@@ -175,7 +175,7 @@ function checkImage(image: DockerArchiveImage): void {
   const diffIds: unknown[] = Array.isArray(config?.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
   const mismatch = diffIds.length !== image.layers.length || image.layers.some((l, i) => l.diffId !== diffIds[i]);
   if (mismatch) throw new BlockportError('ECORRUPT', `image config diff_ids do not match the ${image.layers.length} layers given`);
-  image.layers.forEach((l, i) => checkSize(l.size, `layer ${i}`));
+  image.layers.forEach((l, i) => checkSize(l.size, `layer ${i + 1}`));
   image.repoTags.forEach((t) => checkNameTag(t, 'docker-archive'));
 }
 

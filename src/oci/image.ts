@@ -11,7 +11,7 @@ import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types
 export interface ImageReader {
   /** The reference it was opened from, for messages. */
   readonly ref: string;
-  /** What the reference names, index or manifest, as a bare descriptor (no ref-name annotation). */
+  /** What the reference names (a transport manifest, index or manifest), as a bare descriptor (no ref-name annotation). */
   readonly top: Descriptor;
   /** The index the reference named, when it named one (block-form images are tagged as an index). */
   readonly index?: { descriptor: Descriptor; index: ImageIndex; bytes: Buffer };

@@ -23,8 +23,13 @@ export const MediaType = {
   blockDir: 'application/vnd.blockport.block.dir.v1.tar',
   /** artifactType of the manifest that carries blocks as layers, so registries and copiers keep them. */
   blockCarrier: 'application/vnd.blockport.blocks.v1',
-  /** artifactType of the index a block-form image is tagged as. */
+  /** artifactType of what a block-form image is tagged as: the transport manifest (or, before, an index). */
   blockImage: 'application/vnd.blockport.image.v1',
+  /**
+   * The block-form manifest as the config of the transport manifest: a blob, never a manifest to
+   * registries and copiers, so none of them can pull it as a runnable image or rewrite it.
+   */
+  blockManifest: 'application/vnd.blockport.manifest.v1+json',
 } as const;
 
 export type Compression = 'none' | 'gzip' | 'zstd';

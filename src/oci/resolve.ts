@@ -27,7 +27,7 @@ export abstract class ResolvedImageReader implements ImageReader {
     readonly records: LayerRecords = NO_RECORDS,
   ) {
     this.index = resolved.index;
-    this.top = bareDescriptor(resolved.index?.descriptor ?? resolved.manifestDescriptor);
+    this.top = bareDescriptor(resolved.top ?? resolved.index?.descriptor ?? resolved.manifestDescriptor);
     this.manifest = resolved.manifest;
     this.manifestBytes = resolved.manifestBytes;
     this.manifestDescriptor = resolved.manifestDescriptor;
@@ -37,6 +37,7 @@ export abstract class ResolvedImageReader implements ImageReader {
       [resolved.manifestDescriptor.digest, resolved.manifestBytes],
       [resolved.manifest.config.digest, resolved.configBytes],
       ...(resolved.index ? [[resolved.index.descriptor.digest, resolved.index.bytes] as [Digest, Buffer]] : []),
+      ...(resolved.top && resolved.topBytes ? [[resolved.top.digest, resolved.topBytes] as [Digest, Buffer]] : []),
     ]);
   }
 
@@ -78,8 +79,11 @@ export interface ResolvedImage {
   manifestDescriptor: Descriptor;
   config: ImageConfig;
   configBytes: Buffer;
-  /** The index the tag named, when it named one (block-form images are tagged as an index). */
+  /** The index the tag named, when it named one (block-form images written before 5.1 are tagged as an index). */
   index?: { descriptor: Descriptor; index: ImageIndex; bytes: Buffer };
+  /** What the tag names (transport manifest, index or manifest) and its bytes, when resolveImage found it. */
+  top?: Descriptor;
+  topBytes?: Buffer;
 }
 
 /** Checks the fields of a descriptor that blockport relies on. */
@@ -124,6 +128,7 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
   let desc = top;
   let index: ResolvedImage['index'];
   let bytes = await read(desc);
+  const topBytes = bytes;
   for (let depth = 0; isIndex(desc); depth++) {
     if (depth > 2) throw new BlockportError('EUNSUPPORTED', `${where}: indexes nested too deep`);
     const idx = parseJson<ImageIndex>(bytes, `${where}: index ${desc.digest}`);
@@ -136,7 +141,17 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
   if (!isImageManifest(desc)) {
     throw new BlockportError('EUNSUPPORTED', `${where}: ${desc.mediaType} is not an image manifest`);
   }
-  const manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+  let manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+  if (manifest?.config?.mediaType === MediaType.blockManifest) {
+    // a transport manifest (docs/spec.md 5.1): the block-form manifest is its config
+    const carried = checkDescriptor(manifest.config, `${where}: transport manifest config`);
+    const listed = new Set((Array.isArray(manifest.layers) ? manifest.layers : []).map((l, i) => checkDescriptor(l, `${where}: transport layers[${i}]`).digest));
+    desc = { mediaType: MediaType.ociManifest, digest: carried.digest, size: carried.size };
+    bytes = await read({ ...desc, mediaType: MediaType.blockManifest });
+    manifest = parseJson<ImageManifest>(bytes, `${where}: manifest ${desc.digest}`);
+    const unlisted = [manifest.config, ...(manifest.layers ?? []), ...(manifest.blocks ?? [])].filter((d) => !listed.has(d?.digest));
+    if (unlisted.length) throw new BlockportError('ECORRUPT', `${where}: transport manifest ${top.digest} does not list ${unlisted.length} blob(s) of its image, e.g. ${unlisted[0]?.digest}`);
+  }
   if (manifest.schemaVersion !== 2 || !Array.isArray(manifest.layers)) {
     throw new BlockportError('ECORRUPT', `${where}: manifest ${desc.digest} is not a schema 2 image manifest`);
   }
@@ -150,5 +165,5 @@ export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Pro
     throw new BlockportError('ECORRUPT', `${where}: config lists ${diffIds?.length ?? 0} diff_ids for ${manifest.layers.length} layers`);
   }
   diffIds.forEach((d, i) => parseDigest(d, `${where}: diff_ids[${i}]`));
-  return { manifest, manifestBytes: bytes, manifestDescriptor: desc, config, configBytes, index };
+  return { manifest, manifestBytes: bytes, manifestDescriptor: desc, config, configBytes, index, top: bareDescriptor(top), topBytes };
 }

@@ -88,19 +88,43 @@ export interface WrittenImage {
 /** Fails (EDIGEST) unless bytes that were written had the digest and size their diff_id promises. */
 export function checkLayer(layer: LazyLayer, index: number, got: { digest: Digest; size: number }): void {
   if (got.digest !== layer.diffId || got.size !== layer.size) {
-    throw new BlockportError('EDIGEST', `layer ${index} (${layer.diffId}): digest mismatch (got ${got.digest}, ${got.size} bytes)`, { subject: layer.diffId });
+    throw new BlockportError('EDIGEST', `layer ${index + 1} (${layer.diffId}): digest mismatch (got ${got.digest}, ${got.size} bytes)`, { subject: layer.diffId });
   }
+}
+
+/** The descriptor a standard manifest gives a layer kept as its stored blob (see `LazyLayer.blob`). */
+export function keptLayerDescriptor(layer: LazyLayer): Descriptor {
+  const b = layer.blob!;
+  const mediaType = b.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(b.mediaType)) : b.mediaType;
+  const annotations = layer.size === undefined ? b.annotations : { ...b.annotations, [Annotation.layerSize]: String(layer.size) };
+  return { mediaType, digest: b.digest, size: b.size, ...(annotations ? { annotations } : {}) };
+}
+
+/** The descriptor of a layer stored uncompressed: its digest is the diff_id. */
+export function uncompressedLayerDescriptor(layer: LazyLayer, size: number): Descriptor {
+  return { mediaType: ociLayerType('none'), digest: layer.diffId, size, annotations: { [Annotation.layerSize]: String(size) } };
+}
+
+/**
+ * The standard manifest of `img` with these layer descriptors: the config kept byte for byte.
+ * A function of its inputs only, so the same image gives the same manifest digest anywhere
+ * (`blockport serve` relies on it: docs/spec.md section 15).
+ */
+export function standardManifest(img: StandardImage, layers: Descriptor[]): ImageManifest {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: img.configDescriptor.digest, size: img.configDescriptor.size },
+    layers,
+  };
 }
 
 /** Writes one layer's blob: copied as it is, from a plan on a copy thread, or streamed (and compressed). */
 async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, index: number, compression: Compression | undefined, threads: () => CopyThreads): Promise<Descriptor> {
   const keep = layer.blob && (compression === undefined || compressionOf(layer.blob.mediaType) === compression);
   if (keep) {
-    const b = layer.blob!;
-    await dst.copyBlob(img.source, b);
-    const mediaType = b.mediaType.startsWith('application/vnd.docker') ? ociLayerType(compressionOf(b.mediaType)) : b.mediaType;
-    const annotations = layer.size === undefined ? b.annotations : { ...b.annotations, [Annotation.layerSize]: String(layer.size) };
-    return { mediaType, digest: b.digest, size: b.size, ...(annotations ? { annotations } : {}) };
+    await dst.copyBlob(img.source, layer.blob!);
+    return keptLayerDescriptor(layer);
   }
   const c = compression ?? 'none';
   const size = layer.size ?? (await layer.measure());
@@ -112,12 +136,13 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
     // of its own, where a stream allocates a buffer per chunk, and on Node 24 dead ones pile up
     // (java v2 to oci: on Node 24, plan against stream: 90 MB against 131 MB peak RSS, half the
     // CPU, 1.13x the wall time; a 1 GB image streamed peaked at 150 MB).
-    const stored = layer.plan ? await dst.putPlan(layer.plan(), threads(), expected) : await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
-    return { mediaType: ociLayerType('none'), digest: stored.digest, size: stored.size, annotations };
+    if (layer.plan) await dst.putPlan(layer.plan(), threads(), expected);
+    else await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
+    return uncompressedLayerDescriptor(layer, size);
   }
   // compressed: the blob's digest is new, so the diff_id is checked on the way into the compressor
   const body = Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK });
-  const check = new VerifyingStream(layer.diffId, size, `layer ${index} (${layer.diffId})`);
+  const check = new VerifyingStream(layer.diffId, size, `layer ${index + 1} (${layer.diffId})`);
   const z = compressor(c, 'layer')!;
   let failure: unknown;
   const fail = (e: unknown) => (failure ??= e);
@@ -156,12 +181,7 @@ export async function writeImageTo(dst: ImageWriter, img: StandardImage, opts: W
       layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(out[i].annotations?.[Annotation.layerSize] ?? out[i].size), spliced: layer.spliced, hashed: !kept });
     }
     await dst.copyBlob(img.source, img.configDescriptor);
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: img.configDescriptor.digest, size: img.configDescriptor.size },
-      layers: out,
-    };
+    const manifest = standardManifest(img, out);
     const platform = platformOf(img.config);
     const desc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
     await dst.commit(desc);

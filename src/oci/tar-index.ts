@@ -67,6 +67,7 @@ export async function indexTarFile(file: string): Promise<TarIndex> {
     // the tar reader walks the headers; on a FileBytes, member data is skipped, never read
     const reader = new TarReader(new FileBytes(fh.fd, total, file), file);
     for await (const e of reader.entries()) {
+      if (e.global) continue; // a PAX global header names no member
       const h = e.header;
       const name = cleanPath(h.path, `${file}: tar entry`);
       if (name !== '') members.set(name, { name, type: h.type, linkname: h.linkname, offset: e.offset + e.raw.length, size: h.size });

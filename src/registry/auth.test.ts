@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +41,44 @@ describe('credentials', () => {
       assert.equal(await findCredentials('other.example.com', env), undefined);
       assert.deepEqual(await findCredentials('reg.example.com:5000', { ...env, BLOCKPORT_REGISTRY_AUTH: 'bob:pw' }), { username: 'bob', password: 'pw' });
       await assert.rejects(findCredentials('x', { BLOCKPORT_REGISTRY_AUTH: 'nocolon' }), isCode('EUSAGE'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then docker config.json; --creds wins', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'blockport-auth-'));
+    try {
+      const b64 = (s: string) => Buffer.from(s).toString('base64');
+      await mkdir(join(dir, 'xdg', 'containers'), { recursive: true });
+      await writeFile(join(dir, 'xdg', 'containers', 'auth.json'), JSON.stringify({ auths: { 'reg:5000': { auth: b64('xdg:pw') }, 'only-xdg': { auth: b64('x:1') } } }));
+      await writeFile(join(dir, 'podman.json'), JSON.stringify({ auths: { 'reg:5000': { auth: b64('podman:pw') } } }));
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { 'reg:5000': { auth: b64('docker:pw') } } }));
+      const env = { DOCKER_CONFIG: dir, XDG_RUNTIME_DIR: join(dir, 'xdg') };
+      assert.equal((await findCredentials('reg:5000', env))?.username, 'xdg');
+      assert.equal((await findCredentials('reg:5000', { ...env, REGISTRY_AUTH_FILE: join(dir, 'podman.json') }))?.username, 'podman');
+      assert.equal((await findCredentials('reg:5000', { DOCKER_CONFIG: dir }))?.username, 'docker');
+      assert.equal((await findCredentials('only-xdg', env))?.username, 'x');
+      assert.equal((await findCredentials('reg:5000', env, { username: 'cli', password: 'p' }))?.username, 'cli');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs credHelpers and credsStore helpers (docker-credential-NAME get, the host on stdin)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'blockport-auth-'));
+    try {
+      const helper = (name: string, user: string) =>
+        writeFile(join(dir, `docker-credential-${name}`), `#!/bin/sh\n[ "$1" = get ] || exit 2\nread host\ncase "$host" in\n  *.example.com) echo '{"Username":"${user}","Secret":"'"s-$host"'"}' ;;\n  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n`, { mode: 0o755 });
+      await helper('per-host', 'per-host');
+      await helper('store', 'store');
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { 'a.example.com': 'per-host' }, credsStore: 'store', auths: { 'c.example.com': { auth: Buffer.from('inline:pw').toString('base64') } } }));
+      const env = { DOCKER_CONFIG: dir, PATH: `${dir}:${process.env.PATH}` };
+      assert.deepEqual(await findCredentials('a.example.com', env), { username: 'per-host', password: 's-a.example.com' });
+      assert.deepEqual(await findCredentials('b.example.com', env), { username: 'store', password: 's-b.example.com' });
+      assert.equal((await findCredentials('c.example.com', env))?.username, 'inline', 'auths before credsStore');
+      assert.equal(await findCredentials('other.org', env), undefined, 'the helper knows nothing: anonymous');
+      await assert.rejects(findCredentials('a.example.com', { DOCKER_CONFIG: dir, PATH: '/nonexistent' }), isCode('ETOOL'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -44,45 +44,98 @@ function decodeAuth(b64: string, where: string): Credentials {
   return { username: text.slice(0, i), password: text.slice(i + 1) };
 }
 
-/** Credentials from a docker/podman auth file's `auths` section (credential helpers are not run). */
-async function fromAuthFile(file: string, host: string): Promise<Credentials | undefined> {
+type AuthFile = {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+};
+
+async function readAuthFile(file: string): Promise<AuthFile | undefined> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
   } catch {
     return undefined;
   }
-  let auths: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
   try {
-    auths = (JSON.parse(text) as { auths?: typeof auths }).auths ?? {};
+    return JSON.parse(text) as AuthFile;
   } catch {
     throw new BlockportError('EUSAGE', `${file}: invalid JSON`);
   }
-  for (const key of configKeys(host)) {
-    const a = auths[key];
+}
+
+/**
+ * Runs `docker-credential-NAME get` with the registry on stdin, as docker does. Its answer is
+ * `{"Username": ..., "Secret": ...}`; a helper that knows no credentials for the host exits non-zero
+ * ("credentials not found"), which means anonymous.
+ */
+export async function fromHelper(name: string, host: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
+  const tool = `docker-credential-${name}`;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(tool, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  const out: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.resume();
+  child.stdin.on('error', () => {}); // a helper that exits before reading
+  child.stdin.end(host);
+  const code = await new Promise<number | string>((resolve) => {
+    child.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    child.once('close', (c) => resolve(c ?? 1));
+  });
+  if (code === 'ENOENT') throw new BlockportError('ETOOL', `${tool} (the credential helper configured for ${host}) is not installed`, { subject: tool });
+  if (code !== 0) return undefined;
+  try {
+    const j = JSON.parse(Buffer.concat(out).toString()) as { Username?: string; Secret?: string };
+    return j.Secret ? { username: j.Username ?? '', password: j.Secret } : undefined;
+  } catch {
+    throw new BlockportError('ETOOL', `${tool} get: answered something that is not JSON`, { subject: tool });
+  }
+}
+
+/** Credentials for `host` from one auth file: its `credHelpers`, `auths`, then `credsStore`. */
+async function fromAuthFile(file: string, host: string, env: NodeJS.ProcessEnv): Promise<Credentials | undefined> {
+  const f = await readAuthFile(file);
+  if (!f) return undefined;
+  const keys = configKeys(host);
+  const helper = keys.map((k) => f.credHelpers?.[k]).find(Boolean);
+  if (helper) return fromHelper(helper, host, env);
+  for (const key of keys) {
+    const a = f.auths?.[key];
     if (!a) continue;
     if (a.auth) return decodeAuth(a.auth, `${file}: auths["${key}"]`);
     if (a.username && a.password) return { username: a.username, password: a.password };
   }
-  return undefined;
+  return f.credsStore ? fromHelper(f.credsStore, host, env) : undefined;
+}
+
+/** Splits "user:password" (the password may hold colons). */
+export function parseCreds(s: string, what: string): Credentials {
+  const i = s.indexOf(':');
+  if (i <= 0) throw new BlockportError('EUSAGE', `${what}: want user:password`);
+  return { username: s.slice(0, i), password: s.slice(i + 1) };
+}
+
+/** The auth files consulted, in order: podman's and skopeo's, then docker's. */
+export function authFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+  const home = env.HOME || homedir();
+  return [
+    ...(env.REGISTRY_AUTH_FILE ? [env.REGISTRY_AUTH_FILE] : []),
+    ...(env.XDG_RUNTIME_DIR ? [join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json')] : []),
+    join(env.DOCKER_CONFIG || join(home, '.docker'), 'config.json'),
+  ];
 }
 
 /**
- * The credentials to use for `host`: $BLOCKPORT_REGISTRY_AUTH ("user:pass") first, then the
- * `auths` of $DOCKER_CONFIG/config.json (default ~/.docker/config.json), then $REGISTRY_AUTH_FILE
- * (podman and skopeo's auth.json). Undefined means anonymous.
+ * The credentials to use for `host`: `explicit` (`--creds`), then $BLOCKPORT_REGISTRY_AUTH
+ * ("user:pass"), then the first auth file that knows the host: $REGISTRY_AUTH_FILE,
+ * $XDG_RUNTIME_DIR/containers/auth.json, $DOCKER_CONFIG/config.json (default ~/.docker), each
+ * by its `credHelpers`, `auths` or `credsStore`. Undefined means anonymous.
  */
-export async function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
-  const fromEnv = env.BLOCKPORT_REGISTRY_AUTH;
-  if (fromEnv) {
-    const i = fromEnv.indexOf(':');
-    if (i <= 0) throw new BlockportError('EUSAGE', 'BLOCKPORT_REGISTRY_AUTH: want user:password');
-    return { username: fromEnv.slice(0, i), password: fromEnv.slice(i + 1) };
-  }
-  const dockerDir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
-  const files = [join(dockerDir, 'config.json'), ...(env.REGISTRY_AUTH_FILE ? [env.REGISTRY_AUTH_FILE] : [])];
-  for (const f of files) {
-    const c = await fromAuthFile(f, host);
+export async function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env, explicit?: Credentials): Promise<Credentials | undefined> {
+  if (explicit) return explicit;
+  if (env.BLOCKPORT_REGISTRY_AUTH) return parseCreds(env.BLOCKPORT_REGISTRY_AUTH, 'BLOCKPORT_REGISTRY_AUTH');
+  for (const f of authFiles(env)) {
+    const c = await fromAuthFile(f, host, env);
     if (c) return c;
   }
   return undefined;

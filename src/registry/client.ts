@@ -1,10 +1,12 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BlockportError } from '../errors.js';
-import { basicAuth, fetchToken, findCredentials, parseChallenge, type Challenge, type Credentials } from './auth.js';
+import { basicAuth, fetchToken, findCredentials, parseChallenge, parseCreds, type Challenge, type Credentials } from './auth.js';
 
 export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
+  /** Credentials to use before any other source (`--creds`). */
+  creds?: Credentials;
   /** Plain http instead of https; default: loopback hosts and $BLOCKPORT_INSECURE_REGISTRIES. */
   insecure?: boolean;
   /** Attempts for a request that failed with 5xx, 429 or a reset connection (default 3). */
@@ -32,10 +34,20 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 /** Network failures worth another attempt (a refused connection is not: nobody is listening). */
 const TRANSIENT = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/** What the command line sets for every registry a command speaks to (`--creds`, `--tls-verify=false`). */
+const defaults: { creds?: Credentials; tlsVerify?: boolean } = {};
+
+/** Sets `--creds USER:PASS` and `--tls-verify` for the registries of this process. */
+export function configureRegistries(o: { creds?: string; tlsVerify?: boolean }): void {
+  if (o.creds !== undefined) defaults.creds = parseCreds(o.creds, '--creds');
+  if (o.tlsVerify !== undefined) defaults.tlsVerify = o.tlsVerify;
+  clients.clear();
+}
+
 /** Whether `host` (HOST[:PORT]) is spoken to over plain http. */
 export function isInsecure(host: string, env: NodeJS.ProcessEnv = process.env): boolean {
   const bare = host.replace(/:\d+$/, '');
-  if (LOOPBACK.has(bare)) return true;
+  if (LOOPBACK.has(bare) || defaults.tlsVerify === false) return true;
   const list = (env.BLOCKPORT_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   return list.includes(host) || list.includes(bare);
 }
@@ -93,12 +105,12 @@ export class RegistryClient {
   /** GET /v2/: checks the registry answers and learns how it wants to be authenticated. */
   ping(): Promise<void> {
     this.ready ??= (async () => {
-      this.creds = await findCredentials(this.host, this.options.env);
+      this.creds = await findCredentials(this.host, this.options.env, this.options.creds ?? defaults.creds);
       const res = await this.send('GET', '/v2/', {}, () => ({}));
       await res.body?.cancel();
       if (res.status === 401) this.challenge = parseChallenge(res.headers.get('www-authenticate'));
-      else if (res.status === 404) throw new BlockportError('EIO', `${this.host}: not a container registry (no /v2/ API)`);
-      else if (!res.ok) throw new BlockportError('EIO', `${this.host}: /v2/ answered ${res.status}`);
+      else if (res.status === 404) throw new BlockportError('EIO', `${this.host}: not a container registry (GET /v2/ answered 404)`, { subject: this.host });
+      else if (!res.ok) throw new BlockportError('EIO', `${this.host}: GET /v2/ answered ${res.status} ${res.statusText}`.trim(), { subject: this.host });
     })();
     return this.ready;
   }
@@ -119,8 +131,8 @@ export class RegistryClient {
   }
 
   private unauthorized(res: Response, what: string): BlockportError {
-    const hint = this.creds ? 'the registry refused the credentials' : 'authentication required (set BLOCKPORT_REGISTRY_AUTH=user:password or log in with docker login)';
-    return new BlockportError('EIO', `${what}: ${res.status === 403 ? 'access denied' : 'unauthorized'}: ${hint}`, { subject: this.host });
+    const hint = this.creds ? 'the registry refused the credentials' : 'authentication required (give --creds USER:PASS, set BLOCKPORT_REGISTRY_AUTH=user:password, or log in with docker login or podman login)';
+    return new BlockportError('EIO', `${what}: ${res.status === 403 ? 'access denied' : 'unauthorized'} (${res.status}): ${hint}`, { subject: this.host });
   }
 
   /** One HTTP exchange, no retries; `auth` supplies the headers for this attempt. */

@@ -201,7 +201,7 @@ describe('registry client against an in-memory registry', () => {
       const ok = new Repository(new RegistryClient(reg.host, { backoffMs: 1, env: { DOCKER_CONFIG: dir } }), 'app');
       assert.equal(await ok.hasManifest('1'), false);
       const anon = new Repository(new RegistryClient(reg.host, fast), 'app');
-      await assert.rejects(anon.hasManifest('1'), (err: unknown) => isCode('EIO')(err) && /unauthorized: authentication required/.test((err as Error).message) && !(err as Error).message.includes('\n'));
+      await assert.rejects(anon.hasManifest('1'), (err: unknown) => isCode('EIO')(err) && /unauthorized \(401\): authentication required/.test((err as Error).message) && !(err as Error).message.includes('\n'));
       const wrong = new Repository(new RegistryClient(reg.host, { ...fast, env: { ...fast.env, BLOCKPORT_REGISTRY_AUTH: 'alice:nope' } }), 'app');
       await assert.rejects(wrong.hasManifest('1'), /refused the credentials/);
     } finally {

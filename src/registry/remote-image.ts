@@ -44,7 +44,8 @@ export class RemoteImageReader extends ResolvedImageReader {
   }
 
   override async readBlob(desc: Descriptor): Promise<Buffer> {
-    if (isManifestType(desc.mediaType)) return (await this.repo.getManifest(desc.digest)).bytes;
+    // the top was read while resolving; other manifests through the manifests API (registries may not serve them as blobs)
+    if (isManifestType(desc.mediaType) && desc.digest !== this.top.digest) return (await this.repo.getManifest(desc.digest)).bytes;
     return super.readBlob(desc);
   }
 

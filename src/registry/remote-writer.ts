@@ -27,8 +27,9 @@ export interface PushStats {
   /** Blobs the registry already had (found by HEAD). */
   skipped: number;
   skippedBytes: number;
-  /** Manifests and indexes PUT. */
+  /** Manifests and indexes PUT, and their bytes. */
   manifests: number;
+  manifestBytes: number;
 }
 
 export interface RemoteWriterOptions {
@@ -42,6 +43,8 @@ export interface RemoteWriterOptions {
    * 2.x `garbage-collect --delete-untagged`) keep the image. Default true.
    */
   childTags?: boolean;
+  /** Repositories of the same registry to mount blobs from when they hold them (`push --mount-from`). */
+  mountFrom?: string[];
 }
 
 /** The tag manifest `i` of the blockport index tagged `tag` also gets (at most 128 characters). */
@@ -86,12 +89,14 @@ async function drain(source: Readable): Promise<void> {
  * top one under the tag, so the tag appears last.
  */
 export class RemoteImageWriter implements ImageWriter {
-  readonly stats: PushStats = { uploaded: 0, uploadedBytes: 0, mounted: 0, skipped: 0, skippedBytes: 0, manifests: 0 };
+  readonly stats: PushStats = { uploaded: 0, uploadedBytes: 0, mounted: 0, skipped: 0, skippedBytes: 0, manifests: 0, manifestBytes: 0 };
   private readonly pool: TaskPool;
   private readonly aborter = new AbortController();
   /** Blobs the repository has or will have once the queued uploads finish. */
   private readonly present = new Set<Digest>();
   private readonly held = new Map<Digest, Buffer>();
+  /** Blobs a HEAD found missing, so copyBlob right after hasBlob does not ask twice. */
+  private readonly absent = new Set<Digest>();
   private tmp?: string;
   private spools = 0;
 
@@ -108,7 +113,10 @@ export class RemoteImageWriter implements ImageWriter {
   async hasBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     if (this.present.has(desc.digest)) return true;
     const size = await this.repo.blobSize(desc.digest);
-    if (size === undefined || size !== desc.size) return false;
+    if (size === undefined || size !== desc.size) {
+      this.absent.add(desc.digest);
+      return false;
+    }
     this.present.add(desc.digest);
     return true;
   }
@@ -243,16 +251,26 @@ export class RemoteImageWriter implements ImageWriter {
   }
 
   async copyBlob(from: ImageReader, desc: Descriptor): Promise<void> {
-    if (await this.hasBlob(desc)) {
+    if (!this.absent.has(desc.digest) && (await this.hasBlob(desc))) {
       this.skip(desc.size);
       return;
     }
     // the same registry holds it under another name: let the registry link it, no bytes sent
     const fromRepo = (from as { repo?: unknown }).repo;
-    const mountFrom = fromRepo instanceof Repository && fromRepo.client.host === this.repo.client.host ? fromRepo.name : undefined;
+    const mountFrom = fromRepo instanceof Repository && fromRepo.client.host === this.repo.client.host ? fromRepo.name : await this.mountSource(desc);
     const spot = await from.locate(desc);
     const local = spot?.blobFile ? spot.path : undefined;
     await this.queue({ digest: desc.digest, size: desc.size }, local ? { file: local } : { open: () => from.openBlob(desc) }, mountFrom);
+  }
+
+  /** The first `mountFrom` repository of this registry that holds `desc` (one HEAD each), to mount it from. */
+  private async mountSource(desc: Descriptor): Promise<string | undefined> {
+    for (const name of this.options.mountFrom ?? []) {
+      if (name === this.repo.name) continue;
+      const other = new Repository(this.repo.client, name, false);
+      if ((await other.blobSize(desc.digest).catch(() => undefined)) === desc.size) return name;
+    }
+    return undefined;
   }
 
   /** Makes sure a blob a manifest references is in the repository. */
@@ -288,6 +306,7 @@ export class RemoteImageWriter implements ImageWriter {
     }
     await this.repo.putManifest(ref, bytes, desc.mediaType);
     this.stats.manifests++;
+    this.stats.manifestBytes += bytes.length;
   }
 
   async commit(top: Descriptor): Promise<void> {

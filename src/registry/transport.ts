@@ -54,7 +54,7 @@ const remote = () => import('./remote-image.js');
 export const dockerTransport: Transport<DockerRef> = {
   name: 'docker',
   usage: 'docker://HOST[:PORT]/REPO[:TAG|@DIGEST]',
-  description: 'an OCI registry (http for localhost and $BLOCKPORT_INSECURE_REGISTRIES; credentials from $BLOCKPORT_REGISTRY_AUTH=user:pass or ~/.docker/config.json)',
+  description: 'an OCI registry (http for localhost and $BLOCKPORT_INSECURE_REGISTRIES; credentials from $BLOCKPORT_REGISTRY_AUTH=user:pass, auth.json or ~/.docker/config.json and its credential helpers; push, pull and copy also take --creds and --tls-verify)',
   // registries get gzip, as every registry user expects
   layerCompression: 'gzip',
   parse: (rest, text) => parseDockerRef(text, rest),

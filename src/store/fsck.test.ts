@@ -8,7 +8,7 @@ import { sha256 } from '../digest/digest.js';
 import { OciLayout } from '../oci/layout.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
-import { fsck } from './fsck.js';
+import { fsck, quarantineDir } from './fsck.js';
 
 let dir: string;
 before(async () => {
@@ -41,7 +41,7 @@ test('a clean store passes', async () => {
   assert.deepEqual(await readdir(layout.root).then((x) => x.filter((f) => f.startsWith('.'))), [], 'the lock is released');
 });
 
-test('corrupt and missing blobs, dead temp files and staging folders are found; --repair removes only leftovers', async () => {
+test('corrupt and missing blobs, dead temp files and staging folders are found; --repair removes leftovers and quarantines corrupt blobs', async () => {
   const { layout, layer } = await store('broken');
   const bytes = await readFile(layout.blobs.path(layer.digest));
   bytes[3] ^= 1;
@@ -56,9 +56,14 @@ test('corrupt and missing blobs, dead temp files and staging folders are found; 
   assert.deepEqual(r.inUse, [join(layout.root, `.index.json.tmp-${process.pid}-0badf00d`)], 'a live writer is not a problem');
   assert.equal(r.ok, false);
   const repaired = await fsck(layout, { repair: true });
-  assert.deepEqual(repaired.problems.filter((p) => p.repaired).map((p) => p.kind).sort(), ['staging', 'temp']);
-  assert.equal(repaired.ok, false, 'a corrupt blob is never deleted by repair');
-  await rm(layout.blobs.path(layer.digest));
+  assert.deepEqual(repaired.problems.filter((p) => p.repaired).map((p) => p.kind).sort(), ['corrupt', 'staging', 'temp']);
+  // the corrupt blob is kept, out of blobs/: the image now lacks it, and says so
+  const kept = join(quarantineDir(layout.root), layer.digest.slice(7));
+  assert.deepEqual(repaired.quarantined, [kept]);
+  assert.deepEqual(await readFile(kept), bytes);
+  assert.equal(await layout.blobs.size(layer.digest), undefined);
+  assert.ok(repaired.problems.some((p) => p.kind === 'missing' && !p.repaired && /app:1: 1 blob\(s\) missing/.test(p.message)));
+  assert.equal(repaired.ok, false, 'the image lacks the quarantined blob');
   const missing = await fsck(layout);
   assert.ok(missing.problems.some((p) => p.kind === 'missing' && /app:1: 1 blob\(s\) missing/.test(p.message)));
 });

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { tempFileOwner } from '../cas/atomic.js';
@@ -36,6 +36,8 @@ export interface FsckReport {
    * or materialize records them again, materialize hashes every layer and names the bad blob.
    */
   recordsDropped: number;
+  /** Corrupt blobs `--repair` moved to quarantine/ in this run. */
+  quarantined: string[];
   /** No problem is left unrepaired. */
   ok: boolean;
 }
@@ -122,8 +124,35 @@ async function dropRecords(layout: OciLayout): Promise<number> {
   return all.length;
 }
 
-async function repair(r: FsckReport): Promise<void> {
+/** Where `fsck --repair` moves corrupt blobs: out of blobs/, so apply or pull brings them again. */
+export function quarantineDir(root: string): string {
+  return join(root, 'quarantine', 'sha256');
+}
+
+/**
+ * Moves a corrupt blob out of blobs/ (a rename, same file system): the store then lacks it, so
+ * the next apply of a bundle that carries it (or a pull) writes a good copy. Kept, not deleted,
+ * for whoever wants to see what rotted.
+ */
+async function quarantine(layout: OciLayout, path: string): Promise<string> {
+  const dir = quarantineDir(layout.root);
+  await fsp.mkdir(dir, { recursive: true });
+  const name = basename(path);
+  let to = join(dir, name);
+  for (let n = 1; await fsp.stat(to).then(() => true, () => false); n++) to = join(dir, `${name}.${n}`);
+  await fsp.rename(path, to);
+  return to;
+}
+
+async function repair(layout: OciLayout, r: FsckReport): Promise<void> {
   for (const p of r.problems) {
+    if (p.kind === 'corrupt') {
+      const to = await quarantine(layout, p.subject);
+      p.message += `; moved to ${to} (apply a bundle that carries it, or pull the image, to get it back)`;
+      p.repaired = true;
+      r.quarantined.push(to);
+      continue;
+    }
     if (p.kind !== 'temp' && p.kind !== 'staging') continue;
     await fsp.rm(p.subject, { recursive: true, force: true });
     p.repaired = true;
@@ -133,7 +162,7 @@ async function repair(r: FsckReport): Promise<void> {
 /**
  * Checks the store under its lock: every blob's digest matches its name, every tagged image
  * reaches only present blobs, and no temp file or staging folder is left over. `repair` deletes
- * the leftovers (never a blob). When a blob is corrupt, the records of verified layers go (they
+ * the leftovers and moves corrupt blobs to quarantine/ (never deletes a blob). When a blob is corrupt, the records of verified layers go (they
  * are only a cache): materialize then hashes again and names the blob.
  */
 export interface FsckOptions {
@@ -146,13 +175,19 @@ export async function fsck(layout: OciLayout, opts: FsckOptions = {}): Promise<F
   if (!st?.isDirectory()) throw new BlockportError('ENOTFOUND', `${layout.root}: no store here`, { subject: layout.root });
   const lock = await acquireLock(join(layout.root, '.lock'), `the store ${layout.root}`);
   try {
-    const r: FsckReport = { root: layout.root, blobs: 0, bytes: 0, images: 0, problems: [], inUse: [], recordsDropped: 0, ok: true };
+    const r: FsckReport = { root: layout.root, blobs: 0, bytes: 0, images: 0, problems: [], inUse: [], recordsDropped: 0, quarantined: [], ok: true };
     await checkBlobs(layout, r, opts.onProgress);
     await checkImages(layout, r);
     await checkLeftovers(layout, r);
     // a rotten blob may lie under a layer recorded as verified, which materialize copies unhashed
     if (r.problems.some((p) => p.kind === 'corrupt')) r.recordsDropped = await dropRecords(layout);
-    if (opts.repair) await repair(r);
+    if (opts.repair) await repair(layout, r);
+    // what the quarantine took is missing now: say which images need it again
+    if (r.quarantined.length) {
+      r.images = 0;
+      r.problems = r.problems.filter((p) => p.kind !== 'missing');
+      await checkImages(layout, r);
+    }
     r.ok = r.problems.every((p) => p.repaired);
     return r;
   } finally {

@@ -47,7 +47,7 @@ export async function gcStore(layout: OciLayout, opts: { graceMs?: number; dryRu
     // a layer no tag reaches has no use for its record (and a layer received again is checked again)
     const verified = new VerifiedLayers(layout.root);
     for (const layer of await verified.list()) if (!live.has(layer) && !opts.dryRun) await verified.forget(layer);
-    for (const dir of [layout.blobs.dir, verified.dir]) {
+    for (const dir of [layout.blobs.dir, verified.dir, layout.root]) {
       for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
         const owner = tempFileOwner(name);
         if (owner === undefined || alive(owner)) continue;

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { tempFileOwner } from '../cas/atomic.js';
-import { acquireLock, alive, type Lock } from '../cas/lock.js';
+import { removeDeadTemps } from '../cas/atomic.js';
+import { acquireLock, type Lock } from '../cas/lock.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
@@ -44,17 +44,14 @@ export class Store {
   }
 
   /**
-   * Takes the store lock (apply, gc, fsck); a second holder fails at once with ELOCKED. Holding
-   * it, removes what killed writers left at the store's top (`.index.json.tmp-PID-*` and the
-   * like, written by tempPathFor): nothing else writes there without a live pid.
+   * Takes the store lock (apply, pull); a second holder fails at once with ELOCKED. Holding it,
+   * removes what killed writers left (`.NAME.tmp-PID-*` of dead pids, see removeDeadTemps) at the
+   * store's top, in blobs/ and in verified/: a re-run then leaves the store clean.
    */
   async lock(): Promise<Lock> {
     await fsp.mkdir(this.home, { recursive: true }).catch((err) => Promise.reject(fromSystemError(err, this.home)));
     const lock = await acquireLock(join(this.home, '.lock'), `the store ${this.home}`);
-    for (const name of await fsp.readdir(this.home).catch(() => [] as string[])) {
-      const owner = tempFileOwner(name);
-      if (owner !== undefined && !alive(owner)) await fsp.rm(join(this.home, name), { force: true }).catch(() => {});
-    }
+    for (const dir of [this.home, this.layout.blobs.dir, this.verified.dir]) await removeDeadTemps(dir);
     return lock;
   }
 

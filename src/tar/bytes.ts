@@ -12,7 +12,8 @@ export interface ByteReader {
   readExact(n: number): Promise<Buffer>;
   take(n: number): AsyncGenerator<Buffer>;
   skip(n: number): Promise<void>;
-  rest(limit: number): Promise<Buffer>;
+  /** Up to `n` bytes (fewer only at the end; empty there), valid until the next call. */
+  readUpTo(n: number): Promise<Buffer>;
 }
 
 /**
@@ -114,19 +115,12 @@ export class ByteSource implements ByteReader {
     for await (const _ of this.take(n));
   }
 
-  /** Everything that is left, up to `limit` bytes (more is an error). */
-  async rest(limit: number): Promise<Buffer> {
-    const parts: Buffer[] = [this.buf];
-    let total = this.buf.length;
-    this.buf = Buffer.alloc(0);
-    while (await this.fill()) {
-      total += this.buf.length;
-      if (total > limit) throw new BlockportError('ECORRUPT', `${this.what}: more than ${limit} bytes after the end-of-archive marker`);
-      parts.push(this.buf);
-      this.buf = Buffer.alloc(0);
-    }
-    this.position += total;
-    return Buffer.concat(parts);
+  async readUpTo(n: number): Promise<Buffer> {
+    if (this.buf.length === 0 && !(await this.fill())) return EMPTY;
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    this.position += out.length;
+    return out;
   }
 }
 
@@ -210,9 +204,12 @@ export class FileBytes implements ByteReader {
     this.position += n;
   }
 
-  async rest(limit: number): Promise<Buffer> {
-    const n = this.size - this.position;
-    if (n > limit) throw new BlockportError('ECORRUPT', `${this.what}: more than ${limit} bytes after the end-of-archive marker`);
-    return Buffer.from(await this.readExact(n));
+  async readUpTo(n: number): Promise<Buffer> {
+    const k = Math.min(n, this.size - this.position);
+    if (k <= 0) return EMPTY;
+    const b = Buffer.allocUnsafe(k);
+    this.pread(b, this.position, k);
+    this.position += k;
+    return b;
   }
 }

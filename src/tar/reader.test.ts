@@ -228,13 +228,17 @@ describe('TarReader on GNU tar 1.34 output', () => {
     });
   }
 
-  it('PAX global headers apply to every entry and stay in the raw bytes', async () => {
+  it('a PAX global header is an entry of its own, applies to no other entry, and stays in the raw bytes', async () => {
     const out = join(t.dir, 'global.tar');
     await run('tar', ['-C', root, '--format=posix', '--pax-option=comment=made-by-test', '--no-recursion', '-cf', out, 'nasty', 'nasty/empty']);
     const src = await readFile(out);
     const read = await readAll(chunks(src, 1)); // one byte at a time: every boundary is crossed
-    assert.deepEqual(read.entries.map((e) => e.entry.header.path), ['nasty/', 'nasty/empty']);
-    for (const { entry } of read.entries) assert.equal(entry.header.pax.get('comment')?.toString(), 'made-by-test');
+    // as Go's archive/tar reads it: the 'g' entry, then the files without its records
+    assert.deepEqual(read.entries.map((e) => [e.entry.header.typeflag, e.entry.global]), [['g', true], ['5', false], ['0', false]]);
+    assert.deepEqual(read.entries.slice(1).map((e) => e.entry.header.path), ['nasty/', 'nasty/empty']);
+    assert.equal(read.entries[0].entry.header.pax.get('comment')?.toString(), 'made-by-test');
+    assert.equal(read.entries[0].entry.header.size, 0, 'its records are in raw, not a body');
+    for (const { entry } of read.entries.slice(1)) assert.equal(entry.header.pax.get('comment'), undefined);
     assert.equal(read.entries[0].entry.raw[156], 'g'.charCodeAt(0));
     assert.ok(reemit(read).equals(src));
   });

@@ -1,19 +1,23 @@
 import { BLOCK, type TarType } from './header.js';
+import { nameBytes } from './names.js';
 import { paddingOf } from './reader.js';
 
-const FLAGS: Record<TarType, string> = {
-  file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6', contiguous: '7', other: '0',
+const FLAGS: Record<Exclude<TarType, 'other'>, string> = {
+  file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6', contiguous: '7',
 };
 
 /** What blockport writes for an entry it creates. Missing fields default to zero or empty. */
 export interface NewEntry {
   path: string;
   type: TarType;
+  /** The typeflag of an entry of type 'other' (GNU 'D', 'M', 'N', 'V', Solaris 'A'...), written as it is. */
+  typeflag?: string;
   size?: number;
   mode?: number;
   uid?: number;
   gid?: number;
-  mtime?: number;
+  /** Seconds; a decimal string ("1600000000.123456789") keeps every digit of a PAX mtime. */
+  mtime?: number | string;
   linkname?: string;
   uname?: string;
   gname?: string;
@@ -24,7 +28,7 @@ export interface NewEntry {
 }
 
 function writeString(b: Buffer, off: number, len: number, s: string): boolean {
-  const bytes = Buffer.from(s, 'utf8');
+  const bytes = nameBytes(s);
   if (bytes.length > len) return false;
   bytes.copy(b, off);
   return true;
@@ -51,7 +55,7 @@ function ustarBlock(e: NewEntry, name: string, flag: string, size: number): Buff
   num(108, 8, e.uid);
   num(116, 8, e.gid);
   num(124, 12, size);
-  num(136, 12, Math.floor(e.mtime ?? 0));
+  num(136, 12, Math.floor(Number(e.mtime ?? 0)));
   b[156] = flag.charCodeAt(0);
   const link = e.linkname ?? '';
   if (isAscii(link) && link.length <= 100) writeString(b, 157, 100, link);
@@ -67,10 +71,21 @@ function ustarBlock(e: NewEntry, name: string, flag: string, size: number): Buff
   return b;
 }
 
-/** A PAX time in plain decimal: String() would write tiny fractions as "1e-7", which readers refuse. */
-function paxTime(t: number): string {
+/** A PAX time in plain decimal: String() would write tiny fractions as "1e-7", which readers refuse; a string is kept as given. */
+function paxTime(t: number | string): string {
+  if (typeof t === 'string') {
+    if (!/^-?[0-9]+(\.[0-9]+)?$/.test(t)) throw new Error(`invalid mtime ${JSON.stringify(t)}`);
+    return t;
+  }
   const s = String(t);
   return /e/i.test(s) ? t.toFixed(9).replace(/\.?0+$/, '') : s;
+}
+
+/** The typeflag written for `e`: its type's, or the one given for an 'other' entry. */
+function flagOf(e: NewEntry): string {
+  if (e.type !== 'other') return FLAGS[e.type];
+  if (!e.typeflag || e.typeflag.length !== 1 || 'xgLK'.includes(e.typeflag)) throw new Error(`no typeflag to write for ${JSON.stringify(e.path)}`);
+  return e.typeflag;
 }
 
 function paxRecord(key: string, value: Buffer): Buffer {
@@ -89,20 +104,21 @@ export function encodeHeader(e: NewEntry): Buffer {
   const records = new Map<string, Buffer>(e.pax ?? []);
   const path = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
   let name = path;
-  if (Buffer.byteLength(path) > 100 || !isAscii(path)) {
-    records.set('path', Buffer.from(path, 'utf8'));
-    name = Buffer.from(path, 'utf8').subarray(0, 100).toString('latin1').replace(/[^\x01-\x7f]/g, '_');
+  if (path.length > 100 || !isAscii(path)) {
+    records.set('path', nameBytes(path));
+    name = nameBytes(path).subarray(0, 100).toString('latin1').replace(/[^\x01-\x7f]/g, '_');
   }
   const link = e.linkname ?? '';
-  if (Buffer.byteLength(link) > 100 || !isAscii(link)) records.set('linkpath', Buffer.from(link, 'utf8'));
+  if (link.length > 100 || !isAscii(link)) records.set('linkpath', nameBytes(link));
   if (!fitsOctal(size, 12)) records.set('size', Buffer.from(String(size)));
   if (!fitsOctal(e.uid ?? 0, 8)) records.set('uid', Buffer.from(String(e.uid)));
   if (!fitsOctal(e.gid ?? 0, 8)) records.set('gid', Buffer.from(String(e.gid)));
   const mtime = e.mtime ?? 0;
-  if (!Number.isInteger(mtime) || !fitsOctal(mtime, 12)) records.set('mtime', Buffer.from(paxTime(mtime)));
-  if (!isAscii(e.uname ?? '') || (e.uname ?? '').length > 32) records.set('uname', Buffer.from(e.uname ?? '', 'utf8'));
-  if (!isAscii(e.gname ?? '') || (e.gname ?? '').length > 32) records.set('gname', Buffer.from(e.gname ?? '', 'utf8'));
-  const main = ustarBlock(e, name, FLAGS[e.type], size);
+  const whole = typeof mtime === 'string' ? /^[0-9]+$/.test(mtime) && Number.isSafeInteger(Number(mtime)) : Number.isInteger(mtime);
+  if (!whole || !fitsOctal(Number(mtime), 12)) records.set('mtime', Buffer.from(paxTime(mtime)));
+  if (!isAscii(e.uname ?? '') || (e.uname ?? '').length > 32) records.set('uname', nameBytes(e.uname ?? ''));
+  if (!isAscii(e.gname ?? '') || (e.gname ?? '').length > 32) records.set('gname', nameBytes(e.gname ?? ''));
+  const main = ustarBlock(e, name, flagOf(e), size);
   if (records.size === 0) return main;
   const data = Buffer.concat([...records.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).map((k) => paxRecord(k, records.get(k)!)));
   const paxName = `PaxHeaders/${name.slice(0, 80)}`;
