@@ -148,14 +148,12 @@ describe('blockport build', () => {
     }
   });
 
-  it('records --platform in the config and the index; a base of another platform is refused', async () => {
+  it('records --platform in the config; a base of another platform is refused', async () => {
     const src = join(t.dir, 'plat');
     await makeTree(src, [{ path: 'a.txt', type: 'file', content: 'a' }]);
     await ok(['build', '--from', 'scratch', '--add', `${src}:/`, '--platform', 'linux/arm64/v8', `oci:${join(t.dir, 'arm')}:1`], env);
     const { config } = await readImage(join(t.dir, 'arm'), '1');
     assert.deepEqual([config.os, config.architecture, config.variant], ['linux', 'arm64', 'v8']);
-    const index = JSON.parse(await readFile(join(t.dir, 'arm', 'blobs', ...(JSON.parse(await readFile(join(t.dir, 'arm', 'index.json'), 'utf8')).manifests[0].digest as string).split(':')), 'utf8'));
-    assert.deepEqual(index.manifests[0].platform, { os: 'linux', architecture: 'arm64', variant: 'v8' });
     const r = await blockport(['build', '--from', `oci:${join(t.dir, 'arm')}:1`, '--add', `${src}:/b`, '--platform', 'linux/amd64', '--tag', 'bad:1'], env);
     assert.equal(r.code, 9, r.stderr);
     assert.match(r.stderr, /is linux\/arm64\/v8, not linux\/amd64/);
