@@ -148,7 +148,7 @@ describe('blockport build', () => {
     }
   });
 
-  it('records --platform in the config and the index; a base of another platform is refused', async () => {
+  it('records --platform in the config and the tag\'s descriptor; a base of another platform is refused', async () => {
     const src = join(t.dir, 'plat');
     await makeTree(src, [{ path: 'a.txt', type: 'file', content: 'a' }]);
     await ok(['build', '--from', 'scratch', '--add', `${src}:/`, '--platform', 'linux/arm64/v8', `oci:${join(t.dir, 'arm')}:1`], env);

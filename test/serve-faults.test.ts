@@ -34,8 +34,8 @@ const blob = async (store: string, digest: string): Promise<Json> => JSON.parse(
 async function blockForm(store: string): Promise<Json> {
   const top = JSON.parse(await readFile(join(store, 'index.json'), 'utf8')).manifests[0];
   const tagged = await blob(store, top.digest);
-  // the transport manifest's config is the block-form manifest (docs/spec.md 5.1)
-  return blob(store, tagged.manifests ? tagged.manifests[0].digest : tagged.config.digest);
+  // the transport manifest carries the block-form manifest as its config (docs/spec.md 5.1)
+  return blob(store, tagged.config?.mediaType === 'application/vnd.blockport.manifest.v1+json' ? tagged.config.digest : tagged.manifests[0].digest);
 }
 
 test('a missing block fails the manifest request (404 MANIFEST_BLOB_UNKNOWN), before any layer moves', async () => {
