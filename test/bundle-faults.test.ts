@@ -12,7 +12,7 @@ import { mkdir, readFile, readdir, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { CLI } from './cli.js';
+import { CLI, NODE_FLAGS } from './cli.js';
 import { readImage, run } from './fixtures/images.js';
 import { bp, bpOk, bundleManifest, copyDir, storeState, vendorScenario, type Scenario } from './bundle-helpers.js';
 
@@ -157,7 +157,7 @@ test('a second apply while one runs gets ELOCKED at once', async () => {
 });
 
 function spawnApply(home: string, files: string[]): { child: ChildProcess; exit: Promise<number> } {
-  const child = spawn(process.execPath, [CLI, 'apply', ...files], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'apply', ...files], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
   return { child, exit: new Promise((r) => child.on('close', (code, signal) => r(code ?? (signal ? -1 : 0)))) };
 }
 

@@ -12,7 +12,7 @@ import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { CLI } from './cli.js';
+import { CLI, NODE_FLAGS } from './cli.js';
 import { FIXED_CREATED, gnuTarLayer, makeTree, readImage, run, tempDir, type FsNode } from './fixtures/images.js';
 
 const MB = 1_000_000;
@@ -30,7 +30,7 @@ interface Measured {
 /** Runs the CLI under GNU time (`%M`, KiB); without it, polls the child's VmHWM. */
 function measure(args: string[], env: NodeJS.ProcessEnv, rssFile: string): Promise<Measured> {
   const gnuTime = existsSync('/usr/bin/time');
-  const [cmd, argv] = gnuTime ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
+  const [cmd, argv] = gnuTime ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, process.execPath, ...NODE_FLAGS, CLI, ...args]] : [process.execPath, [...NODE_FLAGS, CLI, ...args]];
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
