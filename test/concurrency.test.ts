@@ -11,7 +11,7 @@ import { readFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { CLI, type CliResult } from './cli.js';
+import { CLI, NODE_FLAGS, type CliResult } from './cli.js';
 import { run } from './fixtures/images.js';
 import { bpOk, copyDir, vendorScenario, type Scenario } from './bundle-helpers.js';
 
@@ -32,7 +32,7 @@ after(() => s?.cleanup());
 /** Starts the CLI now; resolves with its result when it ends. */
 function start(home: string, args: string[]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));

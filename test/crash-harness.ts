@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { CLI, blockport } from './cli.js';
+import { CLI, NODE_FLAGS, blockport } from './cli.js';
 
 /** One command to interrupt: where its store is, how to run it, and how to tell its result is right. */
 export interface CrashCase {
@@ -48,7 +48,7 @@ export function random(seed: number): () => number {
 /** Runs the CLI and kills it with SIGKILL after `ms`; resolves true when it was killed. */
 export function killAfter(home: string, args: string[], ms: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { env: { ...process.env, BLOCKPORT_HOME: home }, stdio: 'ignore' });
     const timer = setTimeout(() => child.kill('SIGKILL'), ms);
     child.on('error', reject);
     child.on('close', (_code, signal) => {

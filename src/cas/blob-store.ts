@@ -133,12 +133,13 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Creates the blob folder on this store's first write, and removes the temp files dead
-   * writers left there (a killed blockify or materialize): its re-run then leaves the folder clean.
+   * writers left there and in the layout's top folder (a blockify or materialize killed while
+   * writing a blob or index.json): its re-run then leaves the store clean.
    */
   private async ready(): Promise<void> {
     if (this.made) return;
     await fsp.mkdir(this.dir, { recursive: true });
-    await removeDeadTemps(this.dir);
+    for (const dir of [this.dir, this.root]) await removeDeadTemps(dir);
     this.made = true;
   }
 
