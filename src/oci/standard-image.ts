@@ -119,12 +119,16 @@ export function standardManifest(img: StandardImage, layers: Descriptor[]): Imag
   };
 }
 
-/** Writes one layer's blob: copied as it is, from a plan on a copy thread, or streamed (and compressed). */
-async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, index: number, compression: Compression | undefined, threads: () => CopyThreads): Promise<Descriptor> {
+/**
+ * Writes one layer's blob: copied as it is, from a plan on a copy thread, or streamed (and
+ * compressed). `hashed` is true when its bytes were hashed against the diff_id here: false for a
+ * kept blob and for an uncompressed one the destination held already (nothing was read).
+ */
+async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, index: number, compression: Compression | undefined, threads: () => CopyThreads): Promise<{ desc: Descriptor; hashed: boolean }> {
   const keep = layer.blob && (compression === undefined || compressionOf(layer.blob.mediaType) === compression);
   if (keep) {
     await dst.copyBlob(img.source, layer.blob!);
-    return keptLayerDescriptor(layer);
+    return { desc: keptLayerDescriptor(layer), hashed: false };
   }
   const c = compression ?? 'none';
   const size = layer.size ?? (await layer.measure());
@@ -136,9 +140,8 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
     // of its own, where a stream allocates a buffer per chunk, and on Node 24 dead ones pile up
     // (java v2 to oci: on Node 24, plan against stream: 90 MB against 131 MB peak RSS, half the
     // CPU, 1.13x the wall time; a 1 GB image streamed peaked at 150 MB).
-    if (layer.plan) await dst.putPlan(layer.plan(), threads(), expected);
-    else await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
-    return uncompressedLayerDescriptor(layer, size);
+    const stored = layer.plan ? await dst.putPlan(layer.plan(), threads(), expected) : await dst.putBlob(Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK }), expected);
+    return { desc: uncompressedLayerDescriptor(layer, size), hashed: stored.created !== false };
   }
   // compressed: the blob's digest is new, so the diff_id is checked on the way into the compressor
   const body = Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK });
@@ -152,7 +155,7 @@ async function putLayer(dst: ImageWriter, img: StandardImage, layer: LazyLayer, 
   try {
     const stored = await dst.putBlob(body.pipe(check).pipe(z));
     if (failure) throw failure;
-    return { mediaType: ociLayerType(c), digest: stored.digest, size: stored.size, annotations };
+    return { desc: { mediaType: ociLayerType(c), digest: stored.digest, size: stored.size, annotations }, hashed: true };
   } catch (err) {
     // the chain starts flowing before putBlob listens: the first error is the one that explains
     throw failure ?? err;
@@ -172,13 +175,14 @@ export async function writeImageTo(dst: ImageWriter, img: StandardImage, opts: W
     const layers: WrittenLayer[] = [];
     for (const [i, layer] of img.layers.entries()) {
       opts.signal?.throwIfAborted();
-      const kept = Boolean(layer.blob) && (opts.compression === undefined || compressionOf(layer.blob!.mediaType) === opts.compression);
+      let put: { desc: Descriptor; hashed: boolean } | undefined;
       try {
-        out.push(await putLayer(dst, img, layer, i, opts.compression, () => (threads ??= CopyThreads.start(1))));
+        put = await putLayer(dst, img, layer, i, opts.compression, () => (threads ??= CopyThreads.start(1)));
       } catch (err) {
         await img.explain(err, i);
       }
-      layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(out[i].annotations?.[Annotation.layerSize] ?? out[i].size), spliced: layer.spliced, hashed: !kept });
+      out.push(put!.desc);
+      layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(put!.desc.annotations?.[Annotation.layerSize] ?? put!.desc.size), spliced: layer.spliced, hashed: put!.hashed });
     }
     await dst.copyBlob(img.source, img.configDescriptor);
     const manifest = standardManifest(img, out);
