@@ -1,52 +1,18 @@
 /**
  * build with a real registry (distribution 2.8, `docker-registry`, on 127.0.0.1 only) at both
  * ends: the base pulled from docker://, the built image pushed to docker:// (layers gzipped, the
- * blocks reachable through carriers), then materialized back out of the registry.
+ * blocks reachable through the transport manifest), then materialized back out of the registry.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ok } from './cli.js';
+import { startRegistry, type LocalRegistry } from './fixtures/registry.js';
 import { gnuTarLayer, javaLikeTree, makeTree, readImage, run, skopeoCopy, tempDir, umociImage } from './fixtures/images.js';
 
 let t: { dir: string; cleanup(): Promise<void> };
-let registry: { host: string; stop(): Promise<void> } | undefined;
+let registry: LocalRegistry | undefined;
 let skip: string | undefined;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startRegistry(dir: string): Promise<{ host: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const config = join(dir, 'config.yml');
-  await mkdir(join(dir, 'data'), { recursive: true });
-  await writeFile(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: blockport-test\n`);
-  const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-  const host = `127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const up = await fetch(`http://${host}/v2/`).then((r) => r.status, () => 0);
-    if (up === 200) break;
-    if (i > 100 || child.exitCode !== null) throw new Error('docker-registry did not start');
-    await sleep(50);
-  }
-  return {
-    host,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
 
 before(async () => {
   t = await tempDir('build-registry');
