@@ -4,14 +4,12 @@
 //
 //   node dist/bench/scenarios.js --out bench/work --only java,node   # once (cached)
 //   node dist/bench/registry.js [--out bench/work] [--only java,node] [--json]
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startRegistry } from '../test/fixtures/registry.js';
 import { run } from './exec.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -25,28 +23,6 @@ interface Row {
   skopeoPush: number;
   skopeoPull: number;
   blobs: { blockportPush: number; blockportPull: number; skopeoPush: number; skopeoPull: number };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startRegistry(dir: string): Promise<{ host: string; stop(): void }> {
-  const port = await freePort();
-  const config = join(dir, 'config.yml');
-  await fsp.mkdir(join(dir, 'data'), { recursive: true });
-  await fsp.writeFile(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
-  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-  const host = `127.0.0.1:${port}`;
-  for (let i = 0; (await fetch(`http://${host}/v2/`).then((r) => r.status, () => 0)) !== 200; i++) {
-    if (i > 200) throw new Error('docker-registry did not start');
-    await sleep(50);
-  }
-  return { host, stop: () => child.kill('SIGTERM') };
 }
 
 /** Every blob file below a blob folder (registry storage or an OCI layout): digest -> size. */
@@ -112,7 +88,7 @@ async function measure(scenario: string, layout: string, work: string): Promise<
       blobs: { blockportPush: push.stats.moved.blobs, blockportPull: pull.stats.moved.blobs, skopeoPush: skopeoPush.blobs, skopeoPull: skopeoPull.blobs },
     };
   } finally {
-    reg.stop();
+    await reg.stop();
   }
 }
 
