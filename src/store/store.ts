@@ -8,6 +8,7 @@ import { BlockportError, fromSystemError } from '../errors.js';
 import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
 import { checkNameTag } from '../oci/reference.js';
+import { isReferrerEntry } from '../oci/referrer-entries.js';
 import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { gcStore, type GcResult } from './gc.js';
 import { VerifiedLayers } from './verified.js';
@@ -85,7 +86,8 @@ export class Store {
     const out: StoreImage[] = [];
     for (const m of index.manifests) {
       const name = m.annotations?.[Annotation.refName];
-      if (name) out.push({ name, digest: m.digest });
+      // a signature tagged NAME:sha256-<hex>.sig travels with its image; it is not one
+      if (name && !isReferrerEntry(m)) out.push({ name, digest: m.digest });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
