@@ -38,9 +38,9 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
   const compression = parseCompression(flags.compress, transportOf(target).layerCompression);
   const reader = await openImage(src);
   try {
-    const writer = await openWriter(target, dst);
     // the source's signatures and SBOMs are checked before any work, written once the image is
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
+    const writer = await openWriter(target, dst);
     const total = layerBytes(reader.manifest);
     const bar = ctx.progress('blockify');
     try {

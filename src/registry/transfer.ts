@@ -66,8 +66,8 @@ export async function push(src: string, dst: string, flags: TransferFlags, onPro
   const reader = await openImage(src);
   try {
     requireBlockForm(reader, 'push');
-    const writer = (await openRemoteWriter(dst, { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) })) as RemoteImageWriter;
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
+    const writer = (await openRemoteWriter(dst, { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) })) as RemoteImageWriter;
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
     const referrers = await carryReferrers(pending, writer);
     return { source: src, destination: dst, top: r.top, stats: r.stats, mounted: writer.stats.mounted, uploaded: sent(writer), ...(referrers ? { referrers } : {}) };
@@ -102,8 +102,8 @@ export async function copy(src: string, dst: string, flags: TransferFlags, onPro
   }
   const reader = await openImage(src);
   try {
-    const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
+    const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
     const referrers = await carryReferrers(pending, writer);
     const remote = target.transport === 'docker' ? (writer as RemoteImageWriter) : undefined;
