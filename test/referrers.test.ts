@@ -209,5 +209,7 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
       const text = await bpOk(home, ['materialize', 'app:1b', `oci:${at('mat2')}:1`]);
       assert.match(text.stdout, /referrers: 3 left behind: they sign sha256:/);
     }
+    const archive = await bpOk(home, ['materialize', 'app:1b', `docker-archive:${at('mat.tar')}:app:1`]);
+    assert.match(archive.stdout, /referrers: 3 left behind: .*docker-archive: outputs keep no signatures/);
   });
 });

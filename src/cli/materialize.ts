@@ -1,6 +1,6 @@
 import { materialize, type MaterializeResult } from '../blocks/materialize.js';
 import { openImage, parseRef, transportOf, type ImageRef } from '../oci/transport.js';
-import { carryToOutput, pendingReferrers, REFERRER_OUTPUTS, type MaterializedReferrers } from '../referrers/carry.js';
+import { carryToOutput, pendingReferrers, REFERRER_OUTPUTS, referrersLeft, type MaterializedReferrers } from '../referrers/carry.js';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { removeDeadTemps } from '../cas/atomic.js';
@@ -37,7 +37,7 @@ export async function materializeCommand(src: string, dst: string, flags: { comp
     const withReferrers = flags.referrers !== false && REFERRER_OUTPUTS.includes(target.transport);
     const pending = withReferrers ? await pendingReferrers(reader) : undefined;
     const result = await materialize(reader, target, { compression, repoTags: name ? [name] : [], onProgress, verify: flags.verify });
-    const referrers = pending?.referrers.length ? await carryToOutput(pending, result.manifest ? [result.manifest.digest] : [], target, dst) : undefined;
+    const referrers = pending?.referrers.length ? await carryToOutput(pending, result.manifest ? [result.manifest.digest] : [], target, dst) : flags.referrers === false || withReferrers ? undefined : await referrersLeft(reader);
     return { source: src, destination: dst, ...result, ...(referrers ? { referrers } : {}) };
   } finally {
     bar.stop();
@@ -57,5 +57,8 @@ export function printMaterialize(r: Awaited<ReturnType<typeof materializeCommand
   ctx.say(`config ${r.configDigest} (image ID unchanged); ${checked}`);
   const refs = r.referrers;
   if (refs?.written) ctx.say(`referrers: ${refs.written.referrers} signature(s), SBOM(s) or attestation(s) written beside it`);
-  if (refs?.left.referrers) ctx.say(`referrers: ${refs.left.referrers} left behind: they sign ${refs.left.subjects.join(', ')}, and the manifest written is ${r.manifest?.digest ?? 'not kept (docker-archive)'}`);
+  if (refs?.left.referrers) {
+    const why = r.manifest ? `the manifest written is ${r.manifest.digest}` : 'a docker-archive keeps no manifest digest';
+    ctx.say(`referrers: ${refs.left.referrers} left behind: they sign ${refs.left.subjects.join(', ')}, and ${REFERRER_OUTPUTS.includes(parseRef(r.destination).transport) ? why : `${parseRef(r.destination).transport}: outputs keep no signatures (write to oci: or docker:// to keep them)`}`);
+  }
 }

@@ -66,3 +66,14 @@ export async function carryToOutput(p: PendingReferrers | undefined, written: Di
     await w.abort();
   }
 }
+
+/**
+ * For outputs that keep no referrers (docker-archive:, oci-archive:): the referrers an image has
+ * that the output leaves behind, to say so.
+ */
+export async function referrersLeft(img: ImageReader): Promise<MaterializedReferrers | undefined> {
+  const source = referrerSource(img);
+  const found = source ? await findReferrers(source, standsFor(img)) : [];
+  if (found.length === 0) return undefined;
+  return { left: { referrers: found.length, subjects: [...new Set(found.map((r) => r.subject))] } };
+}
