@@ -96,6 +96,9 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     assert.deepEqual(images.map((i) => i.name), ['app:1'], 'signatures are not images');
     const store = await new Layout(home).index();
     assert.ok(store.manifests.some((m: Json) => m.annotations?.[REF_NAME] === `app:${sigTag(d1.digest)}`));
+    const again = JSON.parse((await bpOk(home, ['apply', bundle, '--json'])).stdout);
+    assert.equal(again.noop, true, 'applying twice changes nothing');
+    assert.deepEqual(await new Layout(home).index(), store, 'no referrer listed twice');
 
     // offline: out to a layout and a registry, as the cluster's admission policy reads them
     await bpOk(home, ['copy', 'app:1', `oci:${at('out')}:1`]);
@@ -182,6 +185,9 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     assert.equal((await findReferrers(referrerSource(marked)!, standsFor(marked))).length, 3);
     await held.close();
     await marked.close();
+
+    const bundled = JSON.parse((await bpOk(home, ['bundle', '--to', 'app:1b', '-o', at('blocks.bpk'), '--json'])).stdout);
+    assert.equal(bundled.referrers.count, 3, 'a bundle of the block-form image carries the vendor digest referrers');
 
     // push and pull carry them with the block-form image
     const pushed = JSON.parse((await bpOk(home, ['push', 'app:1b', `docker://${reg.host}/blocks:1`, '--json'], env)).stdout);

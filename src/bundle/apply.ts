@@ -250,9 +250,11 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, staging: strin
  * `REPO:sha256-<hex>.sig` (REPO the target's), an OCI 1.1 one untagged with its subject.
  */
 async function listReferrers(m: BundleManifest, layout: OciLayout): Promise<number> {
+  const held = (await layout.readIndex()).manifests;
   for (const r of m.referrers ?? []) {
-    if (r.tag) await layout.tag(r.descriptor, `${r.target.slice(0, r.target.lastIndexOf(':'))}:${r.tag}`);
-    else await layout.addReferrer(r.descriptor, r.subject);
+    const tag = r.tag && `${r.target.slice(0, r.target.lastIndexOf(':'))}:${r.tag}`;
+    if (!tag) await layout.addReferrer(r.descriptor, r.subject);
+    else if (!held.some((d) => d.digest === r.descriptor.digest && d.annotations?.[Annotation.refName] === tag)) await layout.tag(r.descriptor, tag);
   }
   return m.referrers?.length ?? 0;
 }

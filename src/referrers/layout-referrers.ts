@@ -18,6 +18,8 @@ const MAX_MANIFEST = 4 << 20;
  */
 export class LayoutReferrers implements ReferrerSource {
   readonly where: string;
+  /** Subjects of manifests read once: a lookup per digest an image stands for reads each entry once in all. */
+  private readonly subjects = new Map<string, string | undefined>();
 
   constructor(
     readonly layout: OciLayout,
@@ -52,11 +54,14 @@ export class LayoutReferrers implements ReferrerSource {
     if (entry.annotations?.[REFERRER_SUBJECT] || (!isImageManifest(entry) && !isIndex(entry)) || entry.size > MAX_MANIFEST) return undefined;
     const name = entry.annotations?.[Annotation.refName];
     if (name !== undefined && COSIGN_TAG_RE.test(tagPart(name))) return undefined;
+    if (this.subjects.has(entry.digest)) return this.subjects.get(entry.digest);
     const bytes = await this.layout.readBlob(entry).catch((err) => {
       if (err instanceof BlockportError && (err.code === 'ENOTFOUND' || err.code === 'EMISSING')) return undefined;
       throw err;
     });
-    return bytes && parseJson<ImageManifest>(bytes, `${this.where}: ${entry.digest}`)?.subject?.digest;
+    const subject = bytes && parseJson<ImageManifest>(bytes, `${this.where}: ${entry.digest}`)?.subject?.digest;
+    this.subjects.set(entry.digest, subject);
+    return subject;
   }
 }
 
