@@ -105,6 +105,9 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     assert.equal(await verify(layoutPlace(new Layout(at('out'))), '1', keys.publicKey), 'registry.example.com/app:1');
     const out = await new Layout(at('out')).index();
     assert.ok(out.manifests.some((m: Json) => m.digest === sbom1.digest), 'the SBOM is listed in the layout');
+    // oci:DIR without a tag still names the layout's one image: referrers are not images
+    await bpOk(home, ['copy', `oci:${at('out')}`, `oci:${at('out-untagged')}:1`]);
+    assert.equal((await new Layout(at('out-untagged')).tagged('1'))!.digest, d1.digest);
     const r = await bpOk(home, ['copy', 'app:1', `docker://${reg.host}/app:1`, '--json'], env);
     assert.equal(JSON.parse(r.stdout).referrers.referrers, 3);
     assert.equal(await verify(registryPlace(reg.host, 'app'), '1', keys.publicKey), 'registry.example.com/app:1');
