@@ -118,6 +118,11 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     await bpOk(home, ['copy', `docker://${reg.host}/app:1`, `oci:${at('out2')}:1`], env);
     assert.equal(await verify(layoutPlace(new Layout(at('out2'))), '1', keys.publicKey), 'registry.example.com/app:1');
     assert.ok((await new Layout(at('out2')).tagged(sigTag(sbom1.digest))), "the SBOM's signature came too");
+
+    // rmi drops the referrers of the image it untags (and theirs), so gc can free them
+    const gone = JSON.parse((await bpOk(home, ['rmi', 'app:1', '--json'])).stdout);
+    assert.equal(gone.referrers, 3);
+    assert.deepEqual((await new Layout(home).index()).manifests, []);
   });
 
   it('--no-referrers leaves them out of the bundle', async () => {

@@ -103,6 +103,20 @@ export class OciLayout {
     }
   }
 
+  /** Removes the index.json entries `keep` refuses, under the layout's lock; returns how many. */
+  async prune(keep: (d: Descriptor) => boolean): Promise<number> {
+    const lock = await acquireLock(join(this.root, '.index.lock'), this.root);
+    try {
+      const idx = await this.readIndex();
+      const before = idx.manifests.length;
+      idx.manifests = idx.manifests.filter(keep);
+      if (idx.manifests.length !== before) await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(idx, null, 2));
+      return before - idx.manifests.length;
+    } finally {
+      await lock.release();
+    }
+  }
+
   async untag(tag: string): Promise<boolean> {
     const lock = await acquireLock(join(this.root, '.index.lock'), this.root);
     try {

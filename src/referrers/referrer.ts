@@ -1,11 +1,8 @@
-import { digestHex, isDigest, type Digest } from '../digest/digest.js';
+import { digestHex, type Digest } from '../digest/digest.js';
 import type { ImageReader, ImageWriter } from '../oci/image.js';
 import type { Descriptor } from '../oci/types.js';
 
-/** On a block-form manifest made from a vendor image: the vendor manifest's digest. */
-export const SOURCE_MANIFEST = 'io.blockport.source.manifest';
-/** On a multi-platform block-form index: the vendor index's digest. */
-export const SOURCE_INDEX = 'io.blockport.source.index';
+export { SOURCE_INDEX, SOURCE_MANIFEST, standsFor } from '../oci/referrer-entries.js';
 
 /** The suffixes of cosign's tag scheme, in the order they are looked up. */
 export const COSIGN_KINDS = ['sig', 'att', 'sbom'] as const;
@@ -43,22 +40,6 @@ export interface ReferrerSink {
 /** The cosign tag of kind `kind` for `subject`: `sha256-<hex>.sig`. */
 export function cosignTag(subject: Digest, kind: (typeof COSIGN_KINDS)[number]): string {
   return `sha256-${digestHex(subject)}.${kind}`;
-}
-
-/**
- * The digests an image stands for, whose referrers belong to it: what it is tagged as, its
- * manifest and index, and the vendor manifest and index a block-form image was made from.
- */
-export function standsFor(img: Pick<ImageReader, 'top' | 'manifest' | 'manifestDescriptor' | 'index'>): Digest[] {
-  const out = new Set<Digest>([img.top.digest, img.manifestDescriptor.digest]);
-  if (img.index) out.add(img.index.descriptor.digest);
-  for (const notes of [img.manifest.annotations, img.index?.index.annotations]) {
-    for (const key of [SOURCE_MANIFEST, SOURCE_INDEX]) {
-      const d = notes?.[key];
-      if (isDigest(d)) out.add(d);
-    }
-  }
-  return [...out];
 }
 
 /** A referrer as bundle.json and messages name it. */
