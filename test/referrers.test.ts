@@ -90,6 +90,7 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     assert.ok(!carried.has((await vendor.tagged(sigTag(d2.digest)))!.digest), "image 2's signature stays behind");
 
     const home = at('home-c');
+    assert.match((await bpOk(home, ['apply', bundle, '--dry-run'])).stdout, /referrers: 3 signature\(s\), SBOM\(s\) or attestation\(s\) would be listed/);
     const applied = JSON.parse((await bpOk(home, ['apply', bundle, '--json'])).stdout);
     assert.equal(applied.referrers, 3);
     const images = JSON.parse((await bpOk(home, ['images', '--json'])).stdout) as Json[];

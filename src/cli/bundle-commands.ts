@@ -172,6 +172,7 @@ function printApplyPlan(r: ApplyPlan, ctx: CliContext): void {
   const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
   ctx.say(`dry run of ${r.files[0]}${r.created ? ` (written ${r.created})` : ''}: ${sig}; nothing written`);
   ctx.say(`blobs: ${r.blobs.add} to add (${humanSize(r.blobs.addBytes)}, ${humanSize(r.blobs.storedBytes)} in the bundle), ${r.blobs.present} already present; ${r.prerequisites} prerequisite(s) present`);
+  if (r.referrers) ctx.say(`referrers: ${r.referrers} signature(s), SBOM(s) or attestation(s) would be listed beside the images`);
   for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (now ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}${r.downgraded.includes(t.name) ? ' DOWNGRADE' : ''}`);
 }
 
