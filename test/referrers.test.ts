@@ -139,12 +139,15 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     await copyDir(at('vendor'), at('liar'));
     const liar = new Layout(at('liar'));
     const other = await attachSbom(liar, d2, 'not app 1');
+    const otherSig = await sign(liar, 'registry.example.com/app:2', other.digest, keys.privateKey);
     const idx = await liar.index();
     for (const m of idx.manifests) if (m.digest === other.digest) m.annotations = { 'io.blockport.referrer.subject': d1.digest };
     await writeFile(join(at('liar'), 'index.json'), JSON.stringify(idx));
     const made = JSON.parse((await bpOk(at('home-v'), ['bundle', '--to', `app:1=oci:${at('liar')}:1`, '-o', at('liar.bpk'), '--json'])).stdout);
     assert.equal(made.referrers.count, 3);
-    assert.ok(!(await bundleManifest(at('liar.bpk'))).blobs.some((b) => b.digest === other.digest));
+    const carried = (await bundleManifest(at('liar.bpk'))).blobs.map((b) => b.digest);
+    assert.ok(!carried.includes(other.digest), 'the wrongly listed SBOM stays');
+    assert.ok(!carried.includes(otherSig.digest), 'and so does its signature');
   });
 
   for (const [what, damage, code, message] of [

@@ -59,11 +59,20 @@ export async function findReferrers(src: ReferrerSource, subjects: Digest[]): Pr
  */
 export async function checkReferrers(src: ReferrerSource, refs: Referrer[]): Promise<CheckedReferrer[]> {
   const out: CheckedReferrer[] = [];
+  // refs come parents first (findReferrers): what refers to a referrer left out is left out too
+  const left = new Set<Digest>();
   for (const r of refs) {
+    if (left.has(r.subject)) {
+      left.add(r.descriptor.digest);
+      continue;
+    }
     try {
       const doc = parseJson<ImageManifest>(await src.readBlob(r.descriptor), `${src.where}: ${r.descriptor.digest}`);
       // a listing may be stale or wrong: an OCI 1.1 referrer of another digest is not this image's
-      if (!r.tag && doc?.subject?.digest !== r.subject) continue;
+      if (!r.tag && doc?.subject?.digest !== r.subject) {
+        left.add(r.descriptor.digest);
+        continue;
+      }
       const blobs = await reachable(r.descriptor, (d) => src.readBlob(d), src.where);
       for (const d of blobs) if (!isManifestLike(d)) for await (const _ of await src.openBlob(d));
       // the referrers API lists each with its artifactType: the manifest's, else its config's media type

@@ -53,9 +53,7 @@ export class RegistryReferrers implements ReferrerSource {
   }
 
   async list(subject: Digest): Promise<Referrer[]> {
-    const api = await referrersApi(this.repo, subject);
-    const index = api ?? (await manifestOrNone(this.repo, fallbackTag(subject)))?.bytes;
-    const idx = Buffer.isBuffer(index) ? parseJson<ImageIndex>(index, this.repo.where(`:${fallbackTag(subject)}`)) : (index ?? null);
+    const idx = (await referrersApi(this.repo, subject)) ?? (await this.fallbackIndex(subject));
     const out: Referrer[] = listed(idx, this.repo.where(` referrers of ${subject}`)).filter((d) => isManifestType(d.mediaType)).map((d) => ({ descriptor: bareDescriptor(d), subject }));
     for (const kind of COSIGN_KINDS) {
       const tag = cosignTag(subject, kind);
@@ -63,6 +61,12 @@ export class RegistryReferrers implements ReferrerSource {
       if (m) out.push({ descriptor: m.descriptor, subject, tag });
     }
     return out;
+  }
+
+  /** The index the referrers tag schema keeps for `subject`, or null. */
+  private async fallbackIndex(subject: Digest): Promise<ImageIndex | null> {
+    const m = await manifestOrNone(this.repo, fallbackTag(subject));
+    return m && parseJson<ImageIndex>(m.bytes, this.repo.where(`:${fallbackTag(subject)}`));
   }
 
   async readBlob(d: Descriptor): Promise<Buffer> {
