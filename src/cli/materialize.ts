@@ -34,10 +34,12 @@ export async function materializeCommand(src: string, dst: string, flags: { comp
     // a docker-archive names the image as the output says, else as the source does
     const name = transportOf(target).nameOf?.(target) ?? transportOf(from).nameOf?.(from);
     const compression = parseCompression(flags.compress, 'none');
-    const withReferrers = flags.referrers !== false && REFERRER_OUTPUTS.includes(target.transport);
-    const pending = withReferrers ? await pendingReferrers(reader) : undefined;
+    // signatures and SBOMs go where the output keeps them (checked first), else are counted as left
+    const keeps = REFERRER_OUTPUTS.includes(target.transport);
+    const pending = flags.referrers !== false && keeps ? await pendingReferrers(reader) : undefined;
     const result = await materialize(reader, target, { compression, repoTags: name ? [name] : [], onProgress, verify: flags.verify });
-    const referrers = pending?.referrers.length ? await carryToOutput(pending, result.manifest ? [result.manifest.digest] : [], target, dst) : flags.referrers === false || withReferrers ? undefined : await referrersLeft(reader);
+    const written = result.manifest ? [result.manifest.digest] : [];
+    const referrers = flags.referrers === false ? undefined : keeps ? await carryToOutput(pending, written, target, dst) : await referrersLeft(reader);
     return { source: src, destination: dst, ...result, ...(referrers ? { referrers } : {}) };
   } finally {
     bar.stop();

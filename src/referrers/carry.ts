@@ -48,17 +48,18 @@ export const REFERRER_OUTPUTS: readonly string[] = ['oci', 'docker'];
  * has (`written`: its manifest, its index), and theirs in turn. The others refer to a manifest
  * this output does not have byte for byte, and are counted as left.
  */
-export async function carryToOutput(p: PendingReferrers | undefined, written: Digest[], dst: ImageRef, label: string): Promise<MaterializedReferrers> {
+export async function carryToOutput(p: PendingReferrers | undefined, written: Digest[], dst: ImageRef, label: string): Promise<MaterializedReferrers | undefined> {
+  if (!p?.referrers.length) return undefined;
   const kept = new Set<Digest>(written);
   const keep = new Set<CheckedReferrer>();
-  for (const r of p?.referrers ?? []) {
+  for (const r of p.referrers) {
     if (!kept.has(r.subject)) continue;
     keep.add(r);
     kept.add(r.descriptor.digest);
   }
-  const leftOut = (p?.referrers ?? []).filter((r) => !keep.has(r));
+  const leftOut = p.referrers.filter((r) => !keep.has(r));
   const left = { referrers: leftOut.length, subjects: [...new Set(leftOut.map((r) => r.subject))] };
-  if (!p || keep.size === 0) return { left };
+  if (keep.size === 0) return { left };
   const w = await openWriter(dst, label);
   try {
     return { written: await carryReferrers(p, w, (r) => keep.has(r)), left };
