@@ -7,14 +7,14 @@
  * a referrer with a missing or corrupt blob is refused before anything is written.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findReferrers } from '../src/referrers/copy.js';
 import { referrerSource } from '../src/referrers/places.js';
 import { SOURCE_MANIFEST, standsFor } from '../src/referrers/referrer.js';
 import { Store } from '../src/store/store.js';
-import { bp, bpOk, bundleManifest, copyDir } from './bundle-helpers.js';
+import { bp, bpOk, bundleManifest, copyDir, refusedApply } from './bundle-helpers.js';
 import { attachSbom, keyPair, Layout, layoutPlace, registryPlace, sign, sigTag, verify, type Json } from './fixtures/cosign.js';
 import { gnuTarLayer, makeTree, tempDir, umociImage } from './fixtures/images.js';
 import { startRegistry, type LocalRegistry } from './fixtures/registry.js';
@@ -133,6 +133,19 @@ describe('signatures, SBOMs and attestations travel with the image', () => {
     assert.equal(((await bundleManifest(bundle)) as unknown as { referrers?: unknown }).referrers, undefined);
     await bpOk(at('home-bare'), ['apply', bundle]);
     await assert.rejects(verify(layoutPlace(new Layout(at('home-bare'))), 'app:1', keys.publicKey), /no signatures/);
+  });
+
+  it('apply refuses a bundle whose signature payload was altered on the way, and the store is unchanged', async () => {
+    const bundle = at('signed.bpk');
+    await bpOk(at('home-v'), ['bundle', '--to', `app:1=oci:${at('vendor')}:1`, '-o', bundle, '--no-compress']);
+    const payloadDigest = JSON.parse((await vendor.blob((await vendor.tagged(sigTag(d1.digest)))!.digest)).toString()).layers[0].digest as string;
+    const bytes = await readFile(bundle);
+    const name = Buffer.from(`blobs/sha256/${payloadDigest.slice(7)}`);
+    const header = bytes.indexOf(name);
+    assert.ok(header >= 0, 'the payload travels as its own member');
+    bytes[header + 512 + 10] ^= 1; // a byte of the member's data: "docker-manifest-digest" now differs
+    await writeFile(at('altered.bpk'), bytes);
+    await refusedApply(at('home-bare'), at('home-altered'), at('altered.bpk'), 4, new RegExp(`${payloadDigest.slice(7)}.*digest|digest.*${payloadDigest.slice(7)}`));
   });
 
   it('a referrer listed for the image whose manifest names another subject is not carried', async () => {
