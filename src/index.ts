@@ -21,3 +21,6 @@ export { copyImage, type TransferStats } from './oci/copy-image.js';
 export { build, type BuildOptions, type BuildResult, type BuiltLayer } from './build/build.js';
 export { validateConfig as validateBuildConfig, readConfigFile as readBuildConfig, type BuildConfig, type BuildLayer } from './build/config.js';
 export type { LayerFile } from './build/source-tree.js';
+export { findReferrers, checkReferrers, writeReferrers, copyReferrers, type CheckedReferrer, type ReferrerTally } from './referrers/copy.js';
+export { standsFor, cosignTag, type Referrer, type ReferrerSource, type ReferrerSink } from './referrers/referrer.js';
+export { referrerSource, referrerSink, registerReferrerPlace, type ReferrerPlace } from './referrers/places.js';

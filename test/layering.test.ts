@@ -16,6 +16,7 @@ const LAYERS: string[][] = [
   ['oci'],
   ['store'],
   ['fidelity'],
+  ['referrers'],
   ['blocks'],
   ['bundle'],
   ['registry'],

@@ -19,6 +19,8 @@ export interface ApplyPlan {
   prerequisites: number;
   /** Tags that --allow-downgrade would move to an older release. */
   downgraded: string[];
+  /** Signatures, SBOMs and attestations it would list beside the targets. */
+  referrers: number;
 }
 
 /**
@@ -48,5 +50,5 @@ export async function dryRunApply(files: string[], home: string, opts: ApplyOpti
     const previous = index.manifests.find((d) => d.annotations?.[Annotation.refName] === t.name)?.digest;
     return { name: t.name, digest: t.descriptor.digest, previous, changed: previous !== t.descriptor.digest, release: t.release };
   });
-  return { dryRun: true, bundle: b.digest, files: b.files, created: b.manifest.created, signature, targets, blobs, prerequisites: b.manifest.prerequisites.length, downgraded: older.map((d) => d.name) };
+  return { dryRun: true, bundle: b.digest, files: b.files, created: b.manifest.created, signature, targets, blobs, prerequisites: b.manifest.prerequisites.length, downgraded: older.map((d) => d.name), referrers: b.manifest.referrers?.length ?? 0 };
 }

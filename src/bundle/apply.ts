@@ -43,6 +43,8 @@ export interface ApplyResult {
   bytesWritten: number;
   /** Block-form layers newly checked to splice into their diff_id (and recorded as such). */
   splices: SpliceCheck;
+  /** Signatures, SBOMs and attestations listed beside the targets. */
+  referrers: number;
   /** True when the store already held everything and every tag: nothing was changed. */
   noop: boolean;
 }
@@ -157,6 +159,13 @@ async function checkComplete(m: BundleManifest, layout: OciLayout, staging: stri
     if (missing.length) throw new BlockportError('EMISSING', `${label}: ${t.name} needs ${missing.length} blob(s) neither in the bundle nor in the store: ${missing.slice(0, 3).join(', ')}`, { subject: missing[0] });
     await resolveImage(t.descriptor, read, `${label}: ${t.name}`);
   }
+  for (const r of m.referrers ?? []) {
+    const what = `${label}: referrer ${r.tag ?? r.descriptor.digest} of ${r.target}`;
+    for (const d of await reachable(r.descriptor, read, what)) {
+      const here = (await sizeOf(join(staging, digestHex(d.digest)))) ?? (await layout.blobs.size(d.digest));
+      if (here !== d.size) throw new BlockportError('EMISSING', `${what}: blob ${d.digest} is neither in the bundle nor in the store`, { subject: d.digest });
+    }
+  }
 }
 
 /** Moves verified blobs from staging into blobs/ (same file system: renames, each atomic). */
@@ -236,6 +245,20 @@ async function checkSplices(m: BundleManifest, layout: OciLayout, staging: strin
   return sum;
 }
 
+/**
+ * Lists the referrers beside their targets, before the targets' tags move: a cosign one as
+ * `REPO:sha256-<hex>.sig` (REPO the target's), an OCI 1.1 one untagged with its subject.
+ */
+async function listReferrers(m: BundleManifest, layout: OciLayout): Promise<number> {
+  const held = (await layout.readIndex()).manifests;
+  for (const r of m.referrers ?? []) {
+    const tag = r.tag && `${r.target.slice(0, r.target.lastIndexOf(':'))}:${r.tag}`;
+    if (!tag) await layout.addReferrer(r.descriptor, r.subject);
+    else if (!held.some((d) => d.digest === r.descriptor.digest && d.annotations?.[Annotation.refName] === tag)) await layout.tag(r.descriptor, tag);
+  }
+  return m.referrers?.length ?? 0;
+}
+
 async function tagTargets(m: BundleManifest, layout: OciLayout): Promise<ApplyResult['targets']> {
   await layout.init();
   const index = await layout.readIndex();
@@ -285,13 +308,15 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
     const splices = await checkSplices(b.manifest, layout, staging, label, opts);
     await promote(b.manifest, layout, staging, present.corrupt);
     for (const x of splices.matched) await verified.record(x.layer, x.diffId);
+    await layout.init();
+    const referrers = await listReferrers(b.manifest, layout);
     const targets = await tagTargets(b.manifest, layout);
     await releases.record(b.manifest, b.digest);
     await fsp.rm(staging, { recursive: true, force: true });
     await fsp.rmdir(join(home, 'staging')).catch(() => {}); // only when empty
     const noop = counts.received === 0 && counts.resumed === 0 && targets.every((t) => !t.changed);
     const downgraded = older.map((d) => d.name);
-    return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, bytesChecked: present.bytes, downgraded, splices, noop };
+    return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, bytesChecked: present.bytes, downgraded, splices, referrers, noop };
   } catch (err) {
     if (staging) await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
     await fsp.rmdir(join(home, 'staging')).catch(() => {});

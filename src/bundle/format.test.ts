@@ -58,3 +58,16 @@ test('a zip delta names its base like any delta: a prerequisite, never itself', 
   assert.throws(() => parse({ ...good, blobs: [{ ...zip, base: { digest: sha256('q'), size: 4 } }] }), fails('ECORRUPT', /not among the prerequisites/));
   assert.throws(() => parse({ ...good, blobs: [{ ...zip, base: { digest: blob.digest, size: 1 } }] }), fails('ECORRUPT', /its own base/));
 });
+
+test('a referrer names a target of the bundle, and a cosign tag only of its own subject', () => {
+  const subject = sha256('i');
+  const sig = { target: 'app:2', subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256('s'), size: 3 }, tag: `sha256-${subject.slice(7)}.sig` };
+  const sbom = { target: 'app:2', subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256('b'), size: 3, artifactType: 'application/spdx+json' } };
+  assert.deepEqual(parse({ ...good, referrers: [sig, sbom] }).referrers, [sig, sbom]);
+  assert.equal(parse(good).referrers, undefined);
+  assert.throws(() => parse({ ...good, referrers: [{ ...sig, target: 'other:1' }] }), fails('ECORRUPT', /referrers\[0\]: names no target/));
+  assert.throws(() => parse({ ...good, referrers: [{ ...sig, tag: `sha256-${sha256('x').slice(7)}.sig` }] }), fails('ECORRUPT', /is not a cosign tag of/));
+  assert.throws(() => parse({ ...good, referrers: [{ ...sig, tag: '../latest' }] }), fails('ECORRUPT', /is not a cosign tag/));
+  assert.throws(() => parse({ ...good, referrers: [{ ...sbom, subject: 'sha256:nope' }] }), fails('ECORRUPT', /invalid digest/));
+  assert.throws(() => parse({ ...good, referrers: {} }), fails('ECORRUPT', /referrers must be an array/));
+});

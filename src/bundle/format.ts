@@ -3,6 +3,7 @@ import { checkSize } from '../digest/verify.js';
 import { BlockportError } from '../errors.js';
 import { parseJson } from '../oci/json.js';
 import { checkNameTag } from '../oci/reference.js';
+import { COSIGN_TAG_RE } from '../oci/referrer-entries.js';
 import { checkDescriptor } from '../oci/resolve.js';
 import type { Descriptor } from '../oci/types.js';
 
@@ -46,6 +47,22 @@ export interface BundleTarget {
   release?: number;
 }
 
+/**
+ * A signature, SBOM or attestation that travels with a target (spec 14.11): a manifest of the
+ * bundle's blobs the receiver lists beside the target, tagged by cosign's scheme or kept as an
+ * OCI 1.1 referrer of `subject`.
+ */
+export interface BundleReferrer {
+  /** The target (its NAME:TAG) whose image it refers to. */
+  target: string;
+  /** The digest it refers to: one the target's image stands for. */
+  subject: Digest;
+  /** Its manifest (or index). */
+  descriptor: Descriptor;
+  /** Its cosign tag, `sha256-<hex of subject>.sig|.att|.sbom`, when it has one. */
+  tag?: string;
+}
+
 /** An image the sender assumed the receiver holds (`--since`): named in a missing-prerequisite error. */
 export interface BundleSince {
   /** Store NAME:TAG, when the sender named it so. */
@@ -84,6 +101,8 @@ export interface BundleManifest {
   blobs: BundleBlob[];
   /** The images the prerequisites come from, as far as the sender knew them. */
   since?: BundleSince[];
+  /** Signatures, SBOMs and attestations of the targets (absent when none travel; older receivers ignore it). */
+  referrers?: BundleReferrer[];
 }
 
 /** `bundle.json.sig`: who signed and the signature, base64. */
@@ -171,6 +190,11 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
   const out: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, targets, prerequisites, blobs };
   if (typeof m.created === 'string') out.created = m.created;
   if (Array.isArray(m.since)) out.since = m.since.map((x, i) => checkSince(x, `${where}: since[${i}]`));
+  if (m.referrers !== undefined) {
+    if (!Array.isArray(m.referrers)) fail(where, 'referrers must be an array');
+    const names = new Set(targets.map((t) => t.name));
+    out.referrers = m.referrers.map((r, i) => checkReferrer(r, names, `${where}: referrers[${i}]`));
+  }
   return out;
 }
 
@@ -178,6 +202,19 @@ export function parseBundleManifest(bytes: Buffer, where = MANIFEST_MEMBER): Bun
 function checkRelease(r: unknown, where: string): number {
   if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0) fail(where, `invalid release ${JSON.stringify(r)}`);
   return r;
+}
+
+/** A referrer names a target of the bundle, a subject digest, and a cosign tag only for that subject. */
+function checkReferrer(x: unknown, targets: ReadonlySet<string>, where: string): BundleReferrer {
+  const r = x as BundleReferrer;
+  if (!r || typeof r !== 'object' || typeof r.target !== 'string' || !targets.has(r.target)) fail(where, `names no target of the bundle (${JSON.stringify(r?.target)})`);
+  const out: BundleReferrer = { target: r.target, subject: parseDigest(r.subject, where), descriptor: checkDescriptor(r.descriptor, where) };
+  if (r.tag !== undefined) {
+    const m = typeof r.tag === 'string' ? COSIGN_TAG_RE.exec(r.tag) : null;
+    if (!m || `sha256:${m[1]}` !== out.subject) fail(where, `tag ${JSON.stringify(r.tag)} is not a cosign tag of ${out.subject}`);
+    out.tag = r.tag;
+  }
+  return out;
 }
 
 function checkSince(x: unknown, where: string): BundleSince {

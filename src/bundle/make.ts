@@ -9,6 +9,7 @@ import { plan, type BundlePlan, type Have } from './plan.js';
 import { reachable } from '../oci/graph.js';
 import { loadPrivateKey } from './sign.js';
 import { describeWant, parseTarget } from './source.js';
+import { targetReferrers } from './make-referrers.js';
 import { writeBundle, type WriteBundleOptions, type WriteBundleResult } from './write.js';
 
 export interface MakeBundleOptions {
@@ -29,6 +30,8 @@ export interface MakeBundleOptions {
   /** Send changed tars (layers, folder blocks) as recipes copying unchanged files from the `since` images, when smaller (default true; never with compress false). */
   recipes?: boolean;
   dryRun?: boolean;
+  /** Carry the targets' signatures, SBOMs and attestations (default true). */
+  referrers?: boolean;
   /** The release number of every target (default: the creation time in ms since the epoch). */
   release?: number;
   onProgress?: WriteBundleOptions['onProgress'];
@@ -38,6 +41,8 @@ export interface MakeBundleResult {
   plan: BundlePlan;
   /** With --delta: the patches (a dry run keeps those smaller than the blob; a write, those smaller than its plain encoding). */
   deltas?: DeltaReport;
+  /** The signatures, SBOMs and attestations that travel with the targets: how many, their blobs and bytes (each blob once). */
+  referrers: { count: number; blobs: number; bytes: number };
   /** What was written; absent on a dry run. */
   written?: Omit<WriteBundleResult, 'manifest'>;
 }
@@ -95,22 +100,33 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
   const held: ImageReader[] = [];
   try {
     const wants = [];
+    const carried = new Map<string, number>();
+    let referrers = 0;
     for (const t of targets) {
       const src = await openImage(t.ref, t.label);
       sources.push(src);
-      wants.push(await describeWant(src, t.name));
+      const want = await describeWant(src, t.name);
+      if (opts.referrers !== false) {
+        const r = await targetReferrers(src, t.name);
+        want.blobs.push(...r.blobs);
+        want.referrers = r.referrers;
+        referrers += r.referrers.length;
+        for (const d of r.blobs) carried.set(d.digest, d.size);
+      }
+      wants.push(want);
     }
+    const refTally = { count: referrers, blobs: carried.size, bytes: [...carried.values()].reduce((n, x) => n + x, 0) };
     for (const ref of opts.since ?? []) held.push(await openImage(ref));
     const have = await receiverHas(held, opts.have);
     const p = plan(wants, have);
     const blobs = await ownerSource(wants.map((w) => w.blobs), sources);
     const deltas = opts.delta ? await prepareDeltas(sources, held, p, have) : undefined;
     if (opts.dryRun) {
-      if (!deltas) return { plan: p };
+      if (!deltas) return { plan: p, referrers: refTally };
       let done = 0;
       const total = deltas.candidates.reduce((n, c) => n + c.blob.size, 0);
       const used = await measureDeltas(deltas.candidates, blobs, deltas.bases, (d) => opts.onProgress?.({ phase: 'delta', done: (done += d.size), total }));
-      return { plan: p, deltas: deltaReport(deltas.candidates, used, wants, p) };
+      return { plan: p, referrers: refTally, deltas: deltaReport(deltas.candidates, used, wants, p) };
     }
     // a recipe is zstd frames: --no-compress (blobs as they are, no zstd needed) sends none
     const recipes = opts.recipes === false || opts.compress === false ? undefined : await prepareRecipes(held, have);
@@ -118,7 +134,7 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
     const release = opts.release ?? Date.parse(created);
     const since = held.map((h) => ({ ...(storeName(h.ref) ? { name: h.ref } : {}), digest: h.top.digest }));
     const { manifest, ...written } = await writeBundle(p, blobs, opts.out!, { compress: opts.compress, signKey, split: opts.split, deltas, recipes, onProgress: opts.onProgress, release, created, since });
-    return { plan: p, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
+    return { plan: p, referrers: refTally, written, deltas: deltas && deltaReport(deltas.candidates, patchedSizes(manifest.blobs), wants, p) };
   } finally {
     for (const s of [...sources, ...held]) await s.close();
   }

@@ -1,6 +1,6 @@
 import type { Digest } from '../digest/digest.js';
 import type { Descriptor } from '../oci/types.js';
-import type { BundlePrerequisite, BundleTarget } from './format.js';
+import type { BundlePrerequisite, BundleReferrer, BundleTarget } from './format.js';
 
 /** One standard layer of a target: what a layer-level update (docker pull / docker save) moves. */
 export interface StandardLayer {
@@ -21,6 +21,8 @@ export interface WantImage {
   layers: StandardLayer[];
   /** The image config's size. */
   configSize: number;
+  /** Signatures, SBOMs and attestations travelling with it; their blobs are in `blobs`. */
+  referrers?: BundleReferrer[];
 }
 
 /** What the receiver holds: blob digests, and the diff_ids of its images' standard layers. */
@@ -61,6 +63,8 @@ export interface BundlePlan {
   prerequisites: BundlePrerequisite[];
   sizes: PlanSizes;
   perTarget: TargetPlan[];
+  /** The targets' referrers, in target order. */
+  referrers: BundleReferrer[];
 }
 
 const sum = (xs: { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
@@ -101,6 +105,7 @@ export function plan(want: WantImage[], have: Have): BundlePlan {
     send,
     prerequisites,
     perTarget,
+    referrers: want.flatMap((w) => w.referrers ?? []),
     sizes: {
       image: sum(layers) + configs,
       full: sum(all),

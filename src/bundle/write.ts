@@ -107,7 +107,7 @@ async function withDeltas(plain: BundleBlob[], src: BlobSource, dir: string, opt
  * Writes the bundle a plan describes to `out` (or its volumes): compresses what shrinks into a temp
  * folder first, because bundle.json, written first, records every member's stored size.
  */
-export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prerequisites'>, src: BlobSource, out: string, opts: WriteBundleOptions = {}): Promise<WriteBundleResult> {
+export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prerequisites'> & Partial<Pick<BundlePlan, 'referrers'>>, src: BlobSource, out: string, opts: WriteBundleOptions = {}): Promise<WriteBundleResult> {
   const dir = await fsp.mkdtemp(join(tmpdir(), 'blockport-bundle-'));
   try {
     const rawBytes = p.send.reduce((n, d) => n + d.size, 0);
@@ -121,7 +121,7 @@ export async function writeBundle(p: Pick<BundlePlan, 'targets' | 'send' | 'prer
     const onRecipe = (d: number, total: number) => opts.onProgress?.({ phase: 'recipe', done: d, total });
     const { blobs, bases } = await withRecipes(deltaed.blobs, src, dir, opts.recipes, (b) => memberFile(dir, b), { onProgress: onRecipe, signal: opts.signal });
     const prerequisites = [...p.prerequisites, ...bases.filter((b) => !p.prerequisites.some((x) => x.digest === b.digest))];
-    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, ...(opts.created ? { created: opts.created } : {}), targets: withRelease(p.targets, opts.release), prerequisites, blobs, ...(opts.since?.length ? { since: opts.since } : {}) };
+    const manifest: BundleManifest = { mediaType: BUNDLE_MEDIA_TYPE, version: BUNDLE_VERSION, ...(opts.created ? { created: opts.created } : {}), targets: withRelease(p.targets, opts.release), prerequisites, blobs, ...(opts.since?.length ? { since: opts.since } : {}), ...(p.referrers?.length ? { referrers: p.referrers } : {}) };
     const bytes = jsonBytes(manifest);
     const sig = opts.signKey ? signManifest(bytes, opts.signKey) : undefined;
     const storedBytes = blobs.reduce((n, b) => n + b.storedSize, 0);

@@ -2,6 +2,8 @@ import { blockify, type BlockifyResult } from '../blocks/blockify.js';
 import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
 import { openImage, openWriter, parseRef, transportOf } from '../oci/transport.js';
+import { carryReferrers, pendingReferrers } from '../referrers/carry.js';
+import type { ReferrerTally } from '../referrers/copy.js';
 import type { CliContext } from './context.js';
 import { humanSize, layerBytes, parseCompression, shortDigest, table } from './format.js';
 
@@ -11,6 +13,8 @@ export interface BlockifyFlags {
   include?: string[];
   exclude?: string[];
   compress?: string;
+  /** false: leave the source's signatures, SBOMs and attestations behind. */
+  referrers?: boolean;
 }
 
 export function parsePresets(values: string[] = []): Preset[] {
@@ -21,7 +25,7 @@ export function parsePresets(values: string[] = []): Preset[] {
   return out as Preset[];
 }
 
-export async function blockifyCommand(src: string, dst: string, flags: BlockifyFlags, ctx: CliContext): Promise<BlockifyResult & { source: string; destination: string }> {
+export async function blockifyCommand(src: string, dst: string, flags: BlockifyFlags, ctx: CliContext): Promise<BlockifyResult & { source: string; destination: string; referrers?: ReferrerTally }> {
   const rules = rulesFor(parsePresets(flags.preset), {
     minSize: flags.minSize === undefined ? undefined : parseSize(flags.minSize),
     include: flags.include,
@@ -34,6 +38,8 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
   const compression = parseCompression(flags.compress, transportOf(target).layerCompression);
   const reader = await openImage(src);
   try {
+    // the source's signatures and SBOMs are checked before any work, written once the image is
+    const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const writer = await openWriter(target, dst);
     const total = layerBytes(reader.manifest);
     const bar = ctx.progress('blockify');
@@ -43,7 +49,8 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
         compression,
         onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`),
       });
-      return { source: src, destination: dst, ...result };
+      const referrers = await carryReferrers(pending, writer);
+      return { source: src, destination: dst, ...result, ...(referrers ? { referrers } : {}) };
     } finally {
       bar.stop();
     }
@@ -64,4 +71,5 @@ export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ct
   ctx.say(`\n${r.source} -> ${r.destination}`);
   ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
   ctx.say(`image ${r.top.digest}`);
+  if (r.referrers) ctx.say(`referrers: ${r.referrers.referrers} signature(s), SBOM(s) or attestation(s) of the source copied beside it (${r.referrers.blobs} blobs)`);
 }

@@ -26,6 +26,7 @@ interface BundleFlags {
   compress?: boolean;
   delta?: boolean;
   recipes?: boolean;
+  referrers?: boolean;
   dryRun?: boolean;
   release?: string;
   json?: boolean;
@@ -52,6 +53,7 @@ async function bundleCommand(flags: BundleFlags, ctx: CliContext): Promise<MakeB
       compress: flags.compress !== false,
       delta: flags.delta,
       recipes: flags.recipes !== false,
+      referrers: flags.referrers !== false,
       dryRun: flags.dryRun,
       release: parseRelease(flags.release),
       onProgress: (p) => bar.update(p.done, p.total, p.phase === 'compress' ? 'compressing' : p.phase === 'delta' ? 'computing deltas' : p.phase === 'recipe' ? 'building recipes' : 'writing'),
@@ -92,6 +94,7 @@ function printBundle(r: MakeBundleResult, ctx: CliContext): void {
   const listed = new Set(p.prerequisites.map((x) => x.digest));
   const bases = new Map((r.deltas?.blobs ?? []).filter((b) => !listed.has(b.base.digest)).map((b) => [b.base.digest, b.base.size]));
   const plusBases = bases.size ? `, plus ${bases.size} delta bases (${humanSize([...bases.values()].reduce((n, x) => n + x, 0))})` : '';
+  if (r.referrers.count) ctx.say(`referrers: ${r.referrers.count} signature(s), SBOM(s) or attestation(s) travel with the images (${r.referrers.blobs} blobs, ${humanSize(r.referrers.bytes)})`);
   ctx.say(`prerequisites: ${p.prerequisites.length} blobs (${humanSize(p.sizes.prerequisites)})${plusBases} the receiver must already hold`);
   const w = r.written;
   if (!w) {
@@ -112,6 +115,8 @@ function printApply(r: ApplyResult, ctx: CliContext): void {
   if (r.blobs.healed) ctx.say(`healed: ${r.blobs.healed} corrupt blob(s) in the store replaced by the bundle's good copy`);
   if (r.downgraded.length) ctx.say(`downgraded (--allow-downgrade): ${r.downgraded.join(', ')}`);
   if (r.splices.layers) ctx.say(`layers: ${r.splices.layers} block-form layer(s) checked to splice into their diff_ids (${humanSize(r.splices.bytes)} hashed)`);
+  if (r.referrers) ctx.say(`referrers: ${r.referrers} signature(s), SBOM(s) or attestation(s) listed beside the images`);
+  if (r.referrers) ctx.say(`referrers: ${r.referrers} signature(s), SBOM(s) or attestation(s) listed beside the images`);
   for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (was ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}`);
 }
 
@@ -167,6 +172,7 @@ function printApplyPlan(r: ApplyPlan, ctx: CliContext): void {
   const sig = r.signature.verified ? `signature verified (${r.signature.key})` : r.signature.signed ? 'signed, not checked (no trusted key)' : 'unsigned';
   ctx.say(`dry run of ${r.files[0]}${r.created ? ` (written ${r.created})` : ''}: ${sig}; nothing written`);
   ctx.say(`blobs: ${r.blobs.add} to add (${humanSize(r.blobs.addBytes)}, ${humanSize(r.blobs.storedBytes)} in the bundle), ${r.blobs.present} already present; ${r.prerequisites} prerequisite(s) present`);
+  if (r.referrers) ctx.say(`referrers: ${r.referrers} signature(s), SBOM(s) or attestation(s) would be listed beside the images`);
   for (const t of r.targets) ctx.say(`${t.name} -> ${shortDigest(t.digest)}${t.changed ? (t.previous ? ` (now ${shortDigest(t.previous)})` : ' (new)') : ' (unchanged)'}${r.downgraded.includes(t.name) ? ' DOWNGRADE' : ''}`);
 }
 
@@ -210,6 +216,8 @@ export function registerBundleCommands(program: Command): void {
     .option('--no-compress', 'store blobs as they are (default: zstd when it makes a blob smaller)')
     .option('--delta', 'send a changed block or layer as a binary delta (zstd, or xdelta3 for big ones) against its older version in the --since images, when smaller; a changed jar (any zip) as a zip delta of its entries when that is smaller still')
     .option('--no-recipes', 'send changed layers and folder blocks whole (default: as recipes that copy the unchanged files from the --since images, when smaller)')
+    .option('--with-referrers', "carry the images' signatures, SBOMs and attestations (OCI 1.1 referrers and cosign's sha256-<hex>.sig/.att/.sbom tags) with them (the default)")
+    .option('--no-referrers', 'leave signatures, SBOMs and attestations out')
     .option('--release <n>', 'release number of the targets; receivers refuse an older one than they applied (default: the time, in ms since 1970)')
     .option('--dry-run', 'print the plan (image size, layer-level update, this bundle) and write nothing')
     .option('--json', 'print the result as JSON')

@@ -16,6 +16,7 @@ export function registerCopy(program: Command): void {
     .option('--tls-verify <bool>', 'false: plain http to registries')
     .option('--mount-from <repo>', 'a repository of the destination registry to mount blobs from; repeatable', collect)
     .option('--jobs <n>', 'blobs at once (default 4)')
+    .option('--no-referrers', "leave the image's signatures, SBOMs and attestations behind (default: they go with it)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Every blob reachable from what the source tag names is copied once, blobs the destination has

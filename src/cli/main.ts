@@ -48,6 +48,7 @@ export function buildProgram(): Command {
     .option('--include <glob>', 'files matching this glob become blocks whatever their size; repeatable', collect)
     .option('--exclude <glob>', 'files matching this glob never become blocks; repeatable', collect)
     .option('--compress <kind>', 'compression of rewritten layers: none (default; bundles compress and delta them), gzip (default for docker://), zstd')
+    .option('--no-referrers', "leave the source's signatures, SBOMs and attestations behind (default: copied beside the image)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
@@ -65,6 +66,7 @@ Examples:
     .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
     .option('--verify', 'hash every layer against its diff_id, even those the store has verified before')
     .option('--force', 'replace an existing docker-archive: or oci-archive: file (refused by default)')
+    .option('--no-referrers', 'write no signatures, SBOMs or attestations beside the image (default: those of the manifest digest written, to oci: and docker://)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Layers from the store that apply (or an earlier materialize) checked against their diff_ids are

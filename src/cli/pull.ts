@@ -14,6 +14,7 @@ export function registerPull(program: Command): void {
     .option('--creds <user:pass>', 'registry credentials')
     .option('--tls-verify <bool>', 'false: plain http to the registry')
     .option('--jobs <n>', 'downloads at once (default 4)')
+    .option('--no-referrers', "leave the image's signatures, SBOMs and attestations behind (default: they go with it)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Like apply: blobs are fetched into a staging folder of the store, each verified before it is

@@ -16,6 +16,7 @@ export function registerPush(program: Command): void {
     .option('--tls-verify <bool>', 'false: plain http to the registry')
     .option('--mount-from <repo>', 'a repository of the same registry to mount blobs from when it holds them; repeatable', collect)
     .option('--jobs <n>', 'uploads at once (default 4)')
+    .option('--no-referrers', "leave the image's signatures, SBOMs and attestations behind (default: they go with it)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Each blob is asked for (HEAD) before it is sent; what the registry has is skipped, what another

@@ -30,7 +30,10 @@ untagged, the error names every unknown one, and the exit code is 3.
 
 Examples:
   blockport rmi app:1 worker:6`)
-    .action(action((names: string[]) => Store.open().rmi(names), (r, ctx) => r.removed.forEach((n) => ctx.say(`untagged ${n}`))));
+    .action(action((names: string[]) => Store.open().rmi(names), (r, ctx) => {
+      r.removed.forEach((n) => ctx.say(`untagged ${n}`));
+      if (r.referrers) ctx.say(`dropped ${r.referrers} signature(s), SBOM(s) or attestation(s) of no image left (gc frees their blobs)`);
+    }));
 
   program
     .command('gc')

@@ -13,6 +13,7 @@ export function printTransfer(verb: string, r: TransferResult & { resumed?: { bl
   if (r.uploaded) ctx.say(`  sent    ${tally(r.uploaded)}${r.mounted ? `; ${r.mounted} mounted from another repository, no bytes sent` : ''}`);
   if (r.resumed?.blobs) ctx.say(`resumed   ${tally(r.resumed)} verified by an interrupted run`);
   ctx.say(`present   ${tally(s.present)} already there`);
+  if (r.referrers) ctx.say(`referrers ${r.referrers.referrers} signature(s), SBOM(s) or attestation(s) written beside it (${tally(r.referrers)}; ${tally(r.referrers.moved)} moved)`);
   const ratio = s.moved.bytes > 0 ? ` (${(s.standard.bytes / s.moved.bytes).toFixed(1)}x)` : '';
   ctx.say(`skopeo copy of the standard image would move ${tally(s.standard)}${ratio}: whole layers, uncompressed sizes`);
 }

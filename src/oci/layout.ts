@@ -10,6 +10,7 @@ import type { FileSpot, ImageReader, ImageWriter, LayerRecords } from './image.j
 import { parseJson, readSmall } from './json.js';
 import { Annotation, MediaType } from './media-types.js';
 import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
+import { isReferrerEntry, REFERRER_SUBJECT } from './referrer-entries.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
@@ -56,8 +57,10 @@ export class OciLayout {
   async find(tag: string | undefined): Promise<Descriptor> {
     const idx = await this.readIndex();
     if (tag === undefined) {
-      if (idx.manifests.length === 1) return idx.manifests[0];
-      throw new BlockportError('EUSAGE', `${this.root}: holds ${idx.manifests.length} images; name one with :TAG`);
+      // signatures and SBOMs kept beside an image are not images of their own
+      const images = idx.manifests.filter((m) => !isReferrerEntry(m));
+      if (images.length === 1) return images[0];
+      throw new BlockportError('EUSAGE', `${this.root}: holds ${images.length} images; name one with :TAG`);
     }
     const d = idx.manifests.find((m) => m.annotations?.[Annotation.refName] === tag);
     if (!d) throw new BlockportError('ENOTFOUND', `${this.root}: no image tagged ${tag}`, { subject: tag });
@@ -76,6 +79,39 @@ export class OciLayout {
       idx.manifests = idx.manifests.filter((m) => (tag === undefined ? m.digest !== desc.digest : m.annotations?.[Annotation.refName] !== tag));
       idx.manifests.push(entry);
       await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(idx, null, 2));
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Lists `desc`, an OCI 1.1 referrer of `subject`, untagged in index.json (as OCI layouts keep
+   * referrers), marked with its subject so lookups and `find` need not read it.
+   */
+  async addReferrer(desc: Descriptor, subject: string): Promise<void> {
+    const lock = await acquireLock(join(this.root, '.index.lock'), this.root);
+    try {
+      const idx = await this.readIndex();
+      if (idx.manifests.some((m) => m.digest === desc.digest && m.annotations?.[REFERRER_SUBJECT] === subject)) return;
+      const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+      if (desc.artifactType) entry.artifactType = desc.artifactType;
+      entry.annotations = { [REFERRER_SUBJECT]: subject };
+      idx.manifests.push(entry);
+      await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(idx, null, 2));
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Removes the index.json entries `keep` refuses, under the layout's lock; returns how many. */
+  async prune(keep: (d: Descriptor) => boolean): Promise<number> {
+    const lock = await acquireLock(join(this.root, '.index.lock'), this.root);
+    try {
+      const idx = await this.readIndex();
+      const before = idx.manifests.length;
+      idx.manifests = idx.manifests.filter(keep);
+      if (idx.manifests.length !== before) await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(idx, null, 2));
+      return before - idx.manifests.length;
     } finally {
       await lock.release();
     }
@@ -149,6 +185,8 @@ export class LayoutImageWriter implements ImageWriter {
     readonly ref: string,
     readonly layout: OciLayout,
     readonly tagName: string | undefined,
+    /** For a referrer written untagged: the digest it refers to (see OciLayout.addReferrer). */
+    readonly subject?: string,
   ) {
     this.blobs = new FsBlobStore(layout.root, { deferSync: true });
   }
@@ -174,7 +212,8 @@ export class LayoutImageWriter implements ImageWriter {
 
   async commit(top: Descriptor): Promise<void> {
     await this.blobs.flush();
-    await this.layout.tag(top, this.tagName);
+    if (this.subject !== undefined && this.tagName === undefined) await this.layout.addReferrer(top, this.subject);
+    else await this.layout.tag(top, this.tagName);
   }
 
   async abort(): Promise<void> {

@@ -6,6 +6,7 @@ import { BlockportError } from '../errors.js';
 import { clientFor, type ClientOptions, type RegistryClient } from './client.js';
 import { RemoteImageWriter, type PushStats, type RemoteWriterOptions } from './remote-writer.js';
 import { isManifestType, Repository } from './repository.js';
+import { registerRegistryReferrers } from './referrers.js';
 import type { DockerRef } from './transport.js';
 
 export type { DockerRef };
@@ -86,3 +87,6 @@ export async function openRemoteWriter(ref: string | DockerRef, options: RemoteO
 }
 
 export { RemoteImageWriter, type PushStats, type RemoteWriterOptions };
+
+// the referrers of registry images are read and written here, from the moment the client is loaded
+registerRegistryReferrers();

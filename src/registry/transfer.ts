@@ -1,7 +1,10 @@
 import { BlockportError } from '../errors.js';
 import { copyImage, type TransferStats } from '../oci/copy-image.js';
 import { formatRef, openImage, openWriter, parseRef } from '../oci/transport.js';
-import { storeHome } from '../store/store.js';
+import { Store, storeHome } from '../store/store.js';
+import { carryReferrers, pendingReferrers } from '../referrers/carry.js';
+import type { ReferrerTally } from '../referrers/copy.js';
+import { LayoutReferrerSink } from '../referrers/layout-referrers.js';
 import type { Descriptor } from '../oci/types.js';
 import { configureRegistries } from './client.js';
 import { pullImage, requireBlockForm, type PullResult } from './pull.js';
@@ -13,6 +16,8 @@ export interface TransferFlags {
   tlsVerify?: string | boolean;
   jobs?: string;
   mountFrom?: string[];
+  /** false: leave the image's signatures, SBOMs and attestations behind (default: they go with it). */
+  referrers?: boolean;
 }
 
 export interface TransferResult {
@@ -24,6 +29,8 @@ export interface TransferResult {
   mounted?: number;
   /** Blobs and manifests whose bytes were sent to a registry (push, copy to a registry). */
   uploaded?: { blobs: number; bytes: number };
+  /** The signatures, SBOMs and attestations written beside the image. */
+  referrers?: ReferrerTally;
 }
 
 function jobs(v: string | undefined): number {
@@ -59,9 +66,11 @@ export async function push(src: string, dst: string, flags: TransferFlags, onPro
   const reader = await openImage(src);
   try {
     requireBlockForm(reader, 'push');
+    const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const writer = (await openRemoteWriter(dst, { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) })) as RemoteImageWriter;
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
-    return { source: src, destination: dst, top: r.top, stats: r.stats, mounted: writer.stats.mounted, uploaded: sent(writer) };
+    const referrers = await carryReferrers(pending, writer);
+    return { source: src, destination: dst, top: r.top, stats: r.stats, mounted: writer.stats.mounted, uploaded: sent(writer), ...(referrers ? { referrers } : {}) };
   } finally {
     await reader.close();
   }
@@ -75,8 +84,10 @@ export async function pull(src: string, dst: string, flags: TransferFlags, onPro
   const target = parseRef(dst) as unknown as { transport: 'store'; name: string };
   const reader = await openImage(src);
   try {
+    const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const r = await pullImage(reader, storeHome(), target.name, { concurrency: jobs(flags.jobs), onProgress });
-    return { source: src, destination: dst, top: r.top, stats: r.stats, previous: r.previous, resumed: r.stats.resumed, splicesChecked: r.splices.layers };
+    const referrers = await carryReferrers(pending, new LayoutReferrerSink(new Store(storeHome()).layout, target.name.slice(0, target.name.lastIndexOf(':'))));
+    return { source: src, destination: dst, top: r.top, stats: r.stats, previous: r.previous, resumed: r.stats.resumed, splicesChecked: r.splices.layers, ...(referrers ? { referrers } : {}) };
   } finally {
     await reader.close();
   }
@@ -91,10 +102,12 @@ export async function copy(src: string, dst: string, flags: TransferFlags, onPro
   }
   const reader = await openImage(src);
   try {
+    const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
+    const referrers = await carryReferrers(pending, writer);
     const remote = target.transport === 'docker' ? (writer as RemoteImageWriter) : undefined;
-    return { source: src, destination: dst, top: r.top, stats: r.stats, ...(remote ? { mounted: remote.stats.mounted, uploaded: sent(remote) } : {}) };
+    return { source: src, destination: dst, top: r.top, stats: r.stats, ...(remote ? { mounted: remote.stats.mounted, uploaded: sent(remote) } : {}), ...(referrers ? { referrers } : {}) };
   } finally {
     await reader.close();
   }

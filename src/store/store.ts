@@ -8,6 +8,8 @@ import { BlockportError, fromSystemError } from '../errors.js';
 import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
 import { Annotation } from '../oci/media-types.js';
 import { checkNameTag } from '../oci/reference.js';
+import { entrySubject, isReferrerEntry, standsFor } from '../oci/referrer-entries.js';
+import { resolveImage } from '../oci/resolve.js';
 import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { gcStore, type GcResult } from './gc.js';
 import { VerifiedLayers } from './verified.js';
@@ -85,7 +87,8 @@ export class Store {
     const out: StoreImage[] = [];
     for (const m of index.manifests) {
       const name = m.annotations?.[Annotation.refName];
-      if (name) out.push({ name, digest: m.digest });
+      // a signature tagged NAME:sha256-<hex>.sig travels with its image; it is not one
+      if (name && !isReferrerEntry(m)) out.push({ name, digest: m.digest });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
@@ -94,14 +97,54 @@ export class Store {
    * Untags images (their blobs go at the next gc). Every name is checked first: with one unknown
    * name nothing is untagged and the error names it.
    */
-  async rmi(names: string[]): Promise<{ removed: string[] }> {
+  async rmi(names: string[]): Promise<{ removed: string[]; referrers: number }> {
     const held = new Set((await this.images()).map((i) => i.name));
     for (const n of names) checkNameTag(n, 'rmi');
     const unknown = names.filter((n) => !held.has(n));
     if (unknown.length) throw new BlockportError('ENOTFOUND', `no image ${unknown.join(', ')} in the store (nothing removed)`, { subject: unknown[0] });
+    const gone = await this.standsForTags(new Set(names));
     const removed: string[] = [];
     for (const n of names) if (await this.layout.untag(n)) removed.push(n);
-    return { removed };
+    const referrers = gone ? await this.pruneReferrers(gone) : 0;
+    return { removed, referrers };
+  }
+
+  /** The digests the images tagged `names` stand for (see standsFor), or undefined when one does not resolve. */
+  private async standsForTags(names: ReadonlySet<string>): Promise<Set<string> | undefined> {
+    const out = new Set<string>();
+    for (const d of (await this.layout.readIndex()).manifests) {
+      const name = d.annotations?.[Annotation.refName];
+      if (!name || !names.has(name) || isReferrerEntry(d)) continue;
+      const img = await resolveImage(d, (x) => this.layout.readBlob(x), name).catch(() => undefined);
+      if (!img) return undefined;
+      for (const x of standsFor({ ...img, top: d })) out.add(x);
+    }
+    return out;
+  }
+
+  /**
+   * Drops the signatures, SBOMs and attestations of the digests `gone` that no image still tagged
+   * stands for, and theirs in turn (a signature of an SBOM), so that gc frees their blobs; returns
+   * how many. Only referrers of the untagged images are candidates: those an apply running at the
+   * same time lists before it tags its image are not touched.
+   */
+  private async pruneReferrers(gone: Set<string>): Promise<number> {
+    const entries = (await this.layout.readIndex()).manifests;
+    const names = new Set(entries.filter((d) => !isReferrerEntry(d)).map((d) => d.annotations?.[Annotation.refName]).filter((n): n is string => Boolean(n)));
+    const live = await this.standsForTags(names);
+    if (!live) return 0; // an image that does not resolve (fsck names it) might own some: keep them all
+    for (const d of live) gone.delete(d);
+    const drop = new Set<string>();
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const r of entries.filter(isReferrerEntry)) {
+        const subject = entrySubject(r);
+        if (drop.has(r.digest) || subject === undefined || !(gone.has(subject) || drop.has(subject))) continue;
+        drop.add(r.digest);
+        grew = true;
+      }
+    }
+    return drop.size ? this.layout.prune((d) => !isReferrerEntry(d) || !drop.has(d.digest)) : 0;
   }
 
   gc(opts: { graceMs?: number; dryRun?: boolean; now?: number } = {}): Promise<GcResult> {
