@@ -31,6 +31,7 @@ export interface DirMember {
 export class BlockAccess {
   private readonly dirIndexes = new Map<Digest, Map<string, DirMember>>();
   private tmp?: string;
+  private byPath?: Map<string, { digest: Digest; offset: number } | null>;
 
   private constructor(
     private readonly spots: Map<Digest, FileSpot>,
@@ -87,6 +88,18 @@ export class BlockAccess {
    */
   spotOf(d: Descriptor): FileSpot {
     return this.spots.get(d.digest)!;
+  }
+
+  /**
+   * The block that lies in file `path` and where it starts there (a plan's ranges named by
+   * digest); undefined for a file that holds no block or more than one (an archive's).
+   */
+  blockAt(path: string): { digest: Digest; offset: number } | undefined {
+    if (!this.byPath) {
+      this.byPath = new Map();
+      for (const [digest, spot] of this.spots) this.byPath.set(spot.path, this.byPath.has(spot.path) ? null : { digest, offset: spot.offset });
+    }
+    return this.byPath.get(path) ?? undefined;
   }
 
   /** The members of a folder block by relative path (indexed once, headers only kept). */

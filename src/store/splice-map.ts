@@ -1,0 +1,245 @@
+import { createHash, type Hash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import type { FileRange, Piece } from '../cas/copy-plan.js';
+import { digestHex, type Digest } from '../digest/digest.js';
+import type { SourceOf } from '../oci/image.js';
+
+/**
+ * A splice map is the copy plan of a verified block-form layer, kept so the next materialize copies
+ * ranges instead of parsing the layer, its import entries and its folder blocks again (docs/spec.md
+ * 11.1): on the node bench image that parsing was 2 s of main-thread time for 344 MB, while the copy
+ * itself takes 0.3 s. The plan is a function of the layer's digest alone (its bytes name the
+ * blocks, whose bytes fix every offset), so a map never goes stale; it is only used for a layer
+ * whose record says its splice matched the diff_id.
+ *
+ * Records, in order: LITERAL (tag 1, u32 length, the bytes), RANGE (tag 2, the blob's 32-byte
+ * sha256, f64 offset, f64 size: a range of that blob), then END (tag 0, f64 size of the standard
+ * layer, sha256 of every byte before it). A map whose checksum or size does not match is ignored.
+ */
+const LITERAL = 1;
+const RANGE = 2;
+const END = 0;
+const RANGE_LEN = 1 + 32 + 16;
+/** Literal bytes gathered into one record (a header and its padding, runs of them). */
+const LITERAL_RUN = 1 << 20;
+const WINDOW = 1 << 20;
+
+
+/** Writes a splice map as a plan passes through; the file is complete once the plan has ended. */
+export class SpliceMapWriter {
+  private fh?: fsp.FileHandle;
+  private readonly hash: Hash = createHash('sha256');
+  private out = Buffer.allocUnsafe(1 << 16);
+  private fill = 0;
+  private pos = 0;
+  private literals: Buffer[] = [];
+  private literalBytes = 0;
+  private range?: { digest: Digest; offset: number; size: number };
+  private total = 0;
+  /** Set when the plan named a file that is no blob (the map is then not kept). */
+  private unusable = false;
+  complete = false;
+
+  constructor(readonly tmp: string, private readonly sourceOf: SourceOf) {}
+
+  /** Passes `pieces` through, writing them down. */
+  async *tee(pieces: AsyncIterable<Piece>): AsyncGenerator<Piece> {
+    this.fh = await fsp.open(this.tmp, 'wx', 0o644);
+    for await (const p of pieces) {
+      if (!this.unusable) await this.add(p);
+      yield p;
+    }
+    await this.endRuns();
+    const end = Buffer.alloc(1 + 8);
+    end[0] = END;
+    end.writeDoubleLE(this.total, 1);
+    await this.put(end);
+    const sum = this.hash.digest();
+    await this.write(sum);
+    await this.flush();
+    await this.close();
+    this.complete = !this.unusable;
+  }
+
+  private async add(p: Piece): Promise<void> {
+    if (Buffer.isBuffer(p)) {
+      if (p.length === 0) return;
+      await this.endRange();
+      this.literals.push(p);
+      this.literalBytes += p.length;
+      this.total += p.length;
+      if (this.literalBytes >= LITERAL_RUN) await this.endLiteral();
+      return;
+    }
+    if (p.size === 0) return;
+    await this.endLiteral();
+    const src = this.sourceOf(p.path);
+    if (!src) {
+      this.unusable = true;
+      return;
+    }
+    const offset = p.offset - src.offset;
+    this.total += p.size;
+    const r = this.range;
+    if (r && r.digest === src.digest && r.offset + r.size === offset) r.size += p.size;
+    else {
+      await this.endRange();
+      this.range = { digest: src.digest, offset, size: p.size };
+    }
+  }
+
+  private async endRuns(): Promise<void> {
+    await this.endLiteral();
+    await this.endRange();
+  }
+
+  private async endLiteral(): Promise<void> {
+    if (this.literalBytes === 0) return;
+    const head = Buffer.allocUnsafe(5);
+    head[0] = LITERAL;
+    head.writeUInt32LE(this.literalBytes, 1);
+    await this.put(head);
+    for (const l of this.literals) await this.put(l);
+    [this.literals, this.literalBytes] = [[], 0];
+  }
+
+  private async endRange(): Promise<void> {
+    const r = this.range;
+    if (!r) return;
+    const rec = Buffer.allocUnsafe(RANGE_LEN);
+    rec[0] = RANGE;
+    rec.write(digestHex(r.digest), 1, 'hex');
+    rec.writeDoubleLE(r.offset, 33);
+    rec.writeDoubleLE(r.size, 41);
+    await this.put(rec);
+    this.range = undefined;
+  }
+
+  /** Bytes of the map (covered by its checksum). */
+  private async put(b: Buffer): Promise<void> {
+    this.hash.update(b);
+    await this.write(b);
+  }
+
+  private async write(b: Buffer): Promise<void> {
+    if (this.fill + b.length > this.out.length) await this.flush();
+    if (b.length > this.out.length) {
+      await this.fh!.write(b, 0, b.length, this.pos);
+      this.pos += b.length;
+      return;
+    }
+    b.copy(this.out, this.fill);
+    this.fill += b.length;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.fill === 0) return;
+    await this.fh!.write(this.out, 0, this.fill, this.pos);
+    this.pos += this.fill;
+    this.fill = 0;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
+  }
+
+  /** Closes and removes the file. */
+  async discard(): Promise<void> {
+    this.complete = false;
+    await this.close().catch(() => {});
+    await fsp.rm(this.tmp, { force: true });
+  }
+}
+
+/** Reads `[pos, pos + n)` of a file through a window (records are small; literal bytes are skipped). */
+class Window {
+  private buf = Buffer.allocUnsafe(WINDOW);
+  private start = 0;
+  private end = 0;
+
+  constructor(private readonly fh: fsp.FileHandle) {}
+
+  async at(pos: number, n: number): Promise<Buffer | undefined> {
+    if (pos < this.start || pos + n > this.end) {
+      const { bytesRead } = await this.fh.read(this.buf, 0, WINDOW, pos);
+      [this.start, this.end] = [pos, pos + bytesRead];
+      if (pos + n > this.end) return undefined;
+    }
+    return this.buf.subarray(pos - this.start, pos - this.start + n);
+  }
+}
+
+/**
+ * The plan a splice map at `file` holds, its ranges in the blob files `blobPath` names and its
+ * literal bytes as ranges of the map itself; undefined when there is no map, or it is damaged or
+ * not `size` bytes long (the caller then splices the layer again). The map is read twice, checked
+ * first, so a damaged one is refused before any of its pieces is used.
+ */
+export async function readSpliceMap(file: string, size: number, blobPath: (d: Digest) => string): Promise<AsyncIterable<Piece> | undefined> {
+  const fh = await fsp.open(file, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  let good = false;
+  try {
+    const check = { hash: createHash('sha256'), total: -1 };
+    for await (const _ of scan(fh, file, blobPath, check));
+    good = check.total === size;
+  } finally {
+    if (!good) await fh.close();
+  }
+  if (!good) return undefined;
+  return (async function* () {
+    try {
+      yield* scan(fh, file, blobPath);
+    } finally {
+      await fh.close();
+    }
+  })();
+}
+
+/**
+ * The pieces of a map. With `check`: hashes the bytes before END and sets `check.total` to the
+ * layer size END gives when the checksum matches and the pieces add up to it (else leaves -1).
+ */
+async function* scan(fh: fsp.FileHandle, file: string, blobPath: (d: Digest) => string, check?: { hash: Hash; total: number }): AsyncGenerator<FileRange> {
+  const w = new Window(fh);
+  const paths = new Map<string, string>();
+  const take = async (pos: number, n: number) => {
+    const b = await w.at(pos, n);
+    if (b) check?.hash.update(b);
+    return b;
+  };
+  let total = 0;
+  for (let pos = 0; ; ) {
+    const head = await w.at(pos, 1);
+    if (!head) return;
+    const tag = head[0];
+    if (tag === END) {
+      const rec = await take(pos, 9);
+      const sum = await w.at(pos + 9, 32);
+      if (check && rec && sum && check.hash.digest().equals(sum) && rec.readDoubleLE(1) === total) check.total = total;
+      return;
+    }
+    if (tag === LITERAL) {
+      const rec = await take(pos, 5);
+      if (!rec) return;
+      const n = rec.readUInt32LE(1);
+      // literal bytes are only read to check them; a use copies them from the file
+      if (check) for (let at = 0; at < n; at += WINDOW) if (!(await take(pos + 5 + at, Math.min(WINDOW, n - at)))) return;
+      yield { path: file, offset: pos + 5, size: n };
+      total += n;
+      pos += 5 + n;
+    } else if (tag === RANGE) {
+      const rec = await take(pos, RANGE_LEN);
+      if (!rec) return;
+      const hex = rec.toString('hex', 1, 33);
+      let path = paths.get(hex);
+      if (path === undefined) paths.set(hex, (path = blobPath(`sha256:${hex}` as Digest)));
+      const n = rec.readDoubleLE(41);
+      yield { path, offset: rec.readDoubleLE(33), size: n };
+      total += n;
+      pos += RANGE_LEN;
+    } else return;
+  }
+}
