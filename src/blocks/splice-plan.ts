@@ -12,17 +12,30 @@ import { layerPlan } from './standard-layer.js';
  * spliced (layerPlan) and its plan handed to `records` to keep, which they do once the layer is
  * recorded.
  */
-export async function* keptPlan(records: LayerRecords, desc: Descriptor, spot: FileSpot, access: BlockAccess, recorded: boolean): AsyncGenerator<Piece> {
+export function keptPlan(records: LayerRecords, desc: Descriptor, spot: FileSpot, access: BlockAccess, recorded: boolean): AsyncIterable<Piece> {
+  // no generator around the plan: a kept plan's many small pieces then cost one step each, not two
+  return {
+    [Symbol.asyncIterator]() {
+      let it: AsyncIterator<Piece> | undefined;
+      return {
+        async next() {
+          it ??= (await planOf(records, desc, spot, access, recorded))[Symbol.asyncIterator]();
+          return it.next();
+        },
+        async return() {
+          await it?.return?.();
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
+}
+
+async function planOf(records: LayerRecords, desc: Descriptor, spot: FileSpot, access: BlockAccess, recorded: boolean): Promise<AsyncIterable<Piece>> {
   const size = annotatedSize(desc);
-  if (!isBlockLayer(desc.mediaType) || size === undefined) {
-    yield* layerPlan(spot, desc, access);
-    return;
-  }
+  if (!isBlockLayer(desc.mediaType) || size === undefined) return layerPlan(spot, desc, access);
   const kept = recorded ? await records.plan(desc.digest, size) : undefined;
-  if (kept) {
-    yield* kept;
-    return;
-  }
+  if (kept) return kept;
   const sourceOf = (path: string) => (path === spot.path ? { digest: desc.digest, offset: spot.offset } : access.blockAt(path));
-  yield* records.keepPlan(desc.digest, layerPlan(spot, desc, access), sourceOf, recorded);
+  return records.keepPlan(desc.digest, layerPlan(spot, desc, access), sourceOf, recorded);
 }

@@ -153,93 +153,128 @@ export class SpliceMapWriter {
   }
 }
 
-/** Reads `[pos, pos + n)` of a file through a window (records are small; literal bytes are skipped). */
-class Window {
-  private buf = Buffer.allocUnsafe(WINDOW);
-  private start = 0;
-  private end = 0;
-
-  constructor(private readonly fh: fsp.FileHandle) {}
-
-  async at(pos: number, n: number): Promise<Buffer | undefined> {
-    if (pos < this.start || pos + n > this.end) {
-      const { bytesRead } = await this.fh.read(this.buf, 0, WINDOW, pos);
-      [this.start, this.end] = [pos, pos + bytesRead];
-      if (pos + n > this.end) return undefined;
-    }
-    return this.buf.subarray(pos - this.start, pos - this.start + n);
-  }
-}
-
 /**
  * The plan a splice map at `file` holds, its ranges in the blob files `blobPath` names and its
  * literal bytes as ranges of the map itself; undefined when there is no map, or it is damaged or
- * not `size` bytes long (the caller then splices the layer again). The map is read twice, checked
- * first, so a damaged one is refused before any of its pieces is used.
+ * not `size` bytes long (the caller then splices the layer again). The map is checked whole
+ * first (its checksum, then its records), so a damaged one is refused before any piece is used.
  */
 export async function readSpliceMap(file: string, size: number, blobPath: (d: Digest) => string): Promise<AsyncIterable<Piece> | undefined> {
   const fh = await fsp.open(file, 'r').catch(() => undefined);
   if (!fh) return undefined;
   let good = false;
   try {
-    const check = { hash: createHash('sha256'), total: -1 };
-    for await (const _ of scan(fh, file, blobPath, check));
-    good = check.total === size;
+    good = (await checksumMatches(fh)) && (await scanned(fh, file, blobPath)) === size;
   } finally {
     if (!good) await fh.close();
   }
   if (!good) return undefined;
-  return (async function* () {
-    try {
-      yield* scan(fh, file, blobPath);
-    } finally {
-      await fh.close();
-    }
-  })();
+  return piecesOf(scan(fh, file, blobPath), () => fh.close());
+}
+
+/** The pieces of the batches, one promise per batch rather than a generator step per piece. */
+function piecesOf(batches: AsyncGenerator<{ pieces: FileRange[] }>, close: () => Promise<void>): AsyncIterable<Piece> {
+  let batch: FileRange[] = [];
+  let k = 0;
+  let closed = false;
+  const finish = async () => {
+    if (closed) return;
+    closed = true;
+    await batches.return(undefined);
+    await close();
+  };
+  const iterator: AsyncIterator<Piece> = {
+    async next() {
+      while (k === batch.length) {
+        const r = await batches.next();
+        if (r.done) {
+          await finish();
+          return { done: true, value: undefined };
+        }
+        [batch, k] = [r.value.pieces, 0];
+      }
+      return { done: false, value: batch[k++] };
+    },
+    async return() {
+      await finish();
+      return { done: true, value: undefined };
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
+}
+
+/** Whether the map's last 32 bytes are the sha256 of the bytes before them. */
+async function checksumMatches(fh: fsp.FileHandle): Promise<boolean> {
+  const length = (await fh.stat()).size;
+  if (length < 32) return false;
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(WINDOW);
+  const body = length - 32;
+  for (let pos = 0; pos < body; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(WINDOW, body - pos), pos);
+    if (bytesRead === 0) return false;
+    h.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  const sum = Buffer.alloc(32);
+  return (await fh.read(sum, 0, 32, body)).bytesRead === 32 && h.digest().equals(sum);
+}
+
+/** The size the map's pieces add up to when its records are well formed and END agrees, else -1. */
+async function scanned(fh: fsp.FileHandle, file: string, blobPath: (d: Digest) => string): Promise<number> {
+  for await (const batch of scan(fh, file, blobPath)) if (batch.end !== undefined) return batch.end;
+  return -1;
 }
 
 /**
- * The pieces of a map. With `check`: hashes the bytes before END and sets `check.total` to the
- * layer size END gives when the checksum matches and the pieces add up to it (else leaves -1).
+ * The map's pieces, a window of records at a time (parsed synchronously: a piece costs no
+ * promise). The last batch carries `end`: the layer size when END is where it must be (last, and
+ * agreeing with the pieces' sum); a map that breaks off or holds an unknown record has no `end`.
  */
-async function* scan(fh: fsp.FileHandle, file: string, blobPath: (d: Digest) => string, check?: { hash: Hash; total: number }): AsyncGenerator<FileRange> {
-  const w = new Window(fh);
+async function* scan(fh: fsp.FileHandle, file: string, blobPath: (d: Digest) => string): AsyncGenerator<{ pieces: FileRange[]; end?: number }> {
+  const buf = Buffer.allocUnsafe(WINDOW);
+  const length = (await fh.stat()).size;
   const paths = new Map<string, string>();
-  const take = async (pos: number, n: number) => {
-    const b = await w.at(pos, n);
-    if (b) check?.hash.update(b);
-    return b;
-  };
   let total = 0;
   for (let pos = 0; ; ) {
-    const head = await w.at(pos, 1);
-    if (!head) return;
-    const tag = head[0];
-    if (tag === END) {
-      const rec = await take(pos, 9);
-      const sum = await w.at(pos + 9, 32);
-      if (check && rec && sum && check.hash.digest().equals(sum) && rec.readDoubleLE(1) === total) check.total = total;
+    const { bytesRead } = await fh.read(buf, 0, WINDOW, pos);
+    const pieces: FileRange[] = [];
+    let at = 0;
+    for (;;) {
+      if (at >= bytesRead) break;
+      const tag = buf[at];
+      if (tag === END) {
+        if (at + 9 > bytesRead) break;
+        const end = pos + at + 9 + 32 === length && buf.readDoubleLE(at + 1) === total ? total : undefined;
+        yield { pieces, end };
+        return;
+      }
+      if (tag === LITERAL) {
+        if (at + 5 > bytesRead) break;
+        const n = buf.readUInt32LE(at + 1);
+        pieces.push({ path: file, offset: pos + at + 5, size: n });
+        total += n;
+        at += 5 + n;
+      } else if (tag === RANGE) {
+        if (at + RANGE_LEN > bytesRead) break;
+        const hex = buf.toString('hex', at + 1, at + 33);
+        let path = paths.get(hex);
+        if (path === undefined) paths.set(hex, (path = blobPath(`sha256:${hex}` as Digest)));
+        const n = buf.readDoubleLE(at + 41);
+        pieces.push({ path, offset: buf.readDoubleLE(at + 33), size: n });
+        total += n;
+        at += RANGE_LEN;
+      } else {
+        yield { pieces: [] };
+        return;
+      }
+    }
+    // a record cut by the window's end is read again from its start; none fits: the map breaks off
+    if (at === 0 || pos + at >= length) {
+      yield { pieces: [] };
       return;
     }
-    if (tag === LITERAL) {
-      const rec = await take(pos, 5);
-      if (!rec) return;
-      const n = rec.readUInt32LE(1);
-      // literal bytes are only read to check them; a use copies them from the file
-      if (check) for (let at = 0; at < n; at += WINDOW) if (!(await take(pos + 5 + at, Math.min(WINDOW, n - at)))) return;
-      yield { path: file, offset: pos + 5, size: n };
-      total += n;
-      pos += 5 + n;
-    } else if (tag === RANGE) {
-      const rec = await take(pos, RANGE_LEN);
-      if (!rec) return;
-      const hex = rec.toString('hex', 1, 33);
-      let path = paths.get(hex);
-      if (path === undefined) paths.set(hex, (path = blobPath(`sha256:${hex}` as Digest)));
-      const n = rec.readDoubleLE(41);
-      yield { path, offset: rec.readDoubleLE(33), size: n };
-      total += n;
-      pos += RANGE_LEN;
-    } else return;
+    yield { pieces };
+    pos += at;
   }
 }
