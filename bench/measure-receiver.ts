@@ -5,10 +5,9 @@
 // machine the second time it loads an image (apply makes them: the first time is the same).
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { apply, blockify, bundle, materialize, materializeArgs, type Blockport } from './measure-blockport.js';
+import { apply, blockify, materialize, materializeArgs, storeName, type Blockport } from './measure-blockport.js';
 import { cpSyncCommand, gnuTarRepack, skopeoCopy } from './measure-compare.js';
 import { bestInTurns, type Timing } from './measure-exec.js';
-import { ratio } from './measure-targets.js';
 import type { ScenarioImage } from './scenarios.js';
 
 /** One scenario image as a receiver gets it. */
@@ -39,7 +38,7 @@ export async function receiverRow(bp: Blockport, layout: string, img: ScenarioIm
   const copy = join(bp.work, `recv-${img.tag}-copy.tar`);
   try {
     const b = await blockify(bp, img.archive, img.tag, preset, vendorHome);
-    await bundle(bp, undefined, img.tag, file, { subject: `${img.tag} (full)` });
+    await bp.run(vendorHome, 'bundle', `${img.tag} (full)`, ['bundle', '--to', storeName(img.tag), '-o', file]);
     const a = await apply(bp, customerHome, file, `${img.tag} (full)`);
     await fsp.rm(join(bp.work, vendorHome), { recursive: true, force: true });
     await fsp.rm(file, { force: true });
@@ -65,6 +64,8 @@ export async function receiverRow(bp: Blockport, layout: string, img: ScenarioIm
   }
 }
 
+/** A wall-time ratio with two decimals: the receiver's ratios sit around 1. */
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
 const sec = (t: Timing) => `${t.seconds.toFixed(2)} s`;
 const rss = (t: Timing) => `${(t.peakRssKiB * 1024 / 1e6).toFixed(0)} MB`;

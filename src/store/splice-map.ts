@@ -20,8 +20,8 @@ const LITERAL = 1;
 const RANGE = 2;
 const END = 0;
 const RANGE_LEN = 1 + 32 + 16;
-/** Literal bytes gathered into one record (a header and its padding, runs of them). */
-const LITERAL_RUN = 1 << 20;
+/** Literal bytes gathered into one record at most (a header and its padding, runs of them). */
+const LITERAL_RUN = 1 << 16;
 const WINDOW = 1 << 20;
 
 
@@ -32,7 +32,8 @@ export class SpliceMapWriter {
   private out = Buffer.allocUnsafe(1 << 16);
   private fill = 0;
   private pos = 0;
-  private literals: Buffer[] = [];
+  /** Literal bytes not written yet, copied here at once: a header is often a slice of a big read chunk, which a reference would keep alive. */
+  private readonly literal = Buffer.allocUnsafe(LITERAL_RUN);
   private literalBytes = 0;
   private range?: { digest: Digest; offset: number; size: number };
   private total = 0;
@@ -65,10 +66,14 @@ export class SpliceMapWriter {
     if (Buffer.isBuffer(p)) {
       if (p.length === 0) return;
       await this.endRange();
-      this.literals.push(p);
-      this.literalBytes += p.length;
+      for (let at = 0; at < p.length; ) {
+        const n = Math.min(p.length - at, LITERAL_RUN - this.literalBytes);
+        p.copy(this.literal, this.literalBytes, at, at + n);
+        this.literalBytes += n;
+        at += n;
+        if (this.literalBytes === LITERAL_RUN) await this.endLiteral();
+      }
       this.total += p.length;
-      if (this.literalBytes >= LITERAL_RUN) await this.endLiteral();
       return;
     }
     if (p.size === 0) return;
@@ -99,8 +104,8 @@ export class SpliceMapWriter {
     head[0] = LITERAL;
     head.writeUInt32LE(this.literalBytes, 1);
     await this.put(head);
-    for (const l of this.literals) await this.put(l);
-    [this.literals, this.literalBytes] = [[], 0];
+    await this.put(this.literal.subarray(0, this.literalBytes));
+    this.literalBytes = 0;
   }
 
   private async endRange(): Promise<void> {
