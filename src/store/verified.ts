@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
-import { tempPathFor, writeFileAtomic } from '../cas/atomic.js';
+import { basename, join } from 'node:path';
+import { removeDeadTemps, tempPathFor, writeFileAtomic } from '../cas/atomic.js';
 import type { Piece } from '../cas/copy-plan.js';
 import { digestHex, isDigest, type Digest } from '../digest/digest.js';
 import { fromSystemError } from '../errors.js';
@@ -67,6 +67,8 @@ export class VerifiedLayers implements LayerRecords {
       let kept = false;
       try {
         await fsp.mkdir(self.dir, { recursive: true });
+        // what a killed run left of this layer's map (several MB for a package-heavy layer)
+        await removeDeadTemps(self.dir, basename(self.mapFile(layer)));
         yield* map.tee(pieces);
         if (!map.complete) return;
         if (recorded) await self.keep(layer, map);
