@@ -1,4 +1,5 @@
 // docs/benchmarks.md: the results of one run as Markdown tables, with the commands behind them.
+import { formatReceiver } from './measure-receiver.js';
 import { FULL_GZIP, FULL_ZSTD, PATCH_FROM } from './measure-bytes.js';
 import type { BlockportRun } from './measure-blockport.js';
 import { human, STRATEGIES } from './measure-chart.js';
@@ -151,6 +152,7 @@ export function formatReport(r: Results): string {
     ...header(r),
     ...bytesSection(r.upgrades),
     ...timingSection(r),
+    ...(r.receiver ? formatReceiver(r.receiver) : []),
     '## Targets', '',
     '```', ...formatTargets(r.targets), '```', '',
     ...runsSection(r),

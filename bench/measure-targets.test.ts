@@ -1,3 +1,4 @@
+import type { ReceiverRow } from './measure-receiver.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BlockportRun } from './measure-blockport.js';
@@ -34,14 +35,23 @@ test('judge: each target passes or fails on its own measured value', () => {
   const t = timings(2, 5);
   const verdicts = judge(ups, t, [t.blockify, run('bundle --delta', 10, 406)]).map((x) => x.pass);
   // v2: 333x smaller (pass), delta 0.2x (pass); v3: bundle > per-file (fail), delta 0.95x (pass);
-  // teams: 300 kB < 250 kB? no (fail), delta n/a; skopeo 3.0x (pass); 2.0x cp+sync (fail); 220 MB/s (pass); 406 MB (fail)
-  assert.deepEqual(verdicts, [true, true, false, true, false, null, true, false, true, false]);
+  // teams: 300 kB < 250 kB? no (fail), delta n/a; skopeo 3.0x (pass); 2.0x cp+sync (fail); 220 MB/s (pass);
+  // no receiver rows (n/a); 406 MB (fail)
+  assert.deepEqual(verdicts, [true, true, false, true, false, null, true, false, true, null, false]);
   const lines = formatTargets(judge(ups, t, [t.blockify]));
   // The timing targets name the image they ran on and its size.
   assert.match(lines[6], /materialize java-xl \(1100\.0 MB\) to docker-archive/);
   assert.match(lines[8], /220 MB\/s \(java-xl, 1100\.0 MB in 5\.00 s\)/);
   assert.match(lines[5], /^N\/A .*n\/a \(bundle --delta not available\)/);
-  assert.match(lines[9], /^PASS .*worst 100 MB/);
+  assert.match(lines[10], /^PASS .*worst 100 MB/);
+});
+
+test('judge: materialize must be within 1.3x of cp + sync on every scenario', () => {
+  const t = timings(2, 5);
+  const row = (tag: string, mat: number, cp: number) => ({ tag, materialize: { seconds: mat, peakRssKiB: 1, runs: [mat] }, cpSync: { seconds: cp, peakRssKiB: 1, runs: [cp] } }) as unknown as ReceiverRow;
+  const target = (rows: ReceiverRow[]) => formatTargets(judge([], t, [t.blockify], rows)).find((l) => l.includes('every scenario (after'))!;
+  assert.match(target([row('node-v2', 1.2, 1), row('java-v3', 2.6, 2)]), /^PASS .*node-v2 1\.20x, java-v3 1\.30x/);
+  assert.match(target([row('node-v2', 1.2, 1), row('java-v3', 2.8, 2)]), /^FAIL .*java-v3 1\.40x/);
 });
 
 test('selfTimes sums self time per function and sorts heaviest first', () => {

@@ -4,6 +4,7 @@ import type { BlockportRun } from './measure-blockport.js';
 import type { ToolRun } from './measure-compare.js';
 import type { PerFileResult } from './measure-files.js';
 import type { ProfileSummary } from './measure-profile.js';
+import type { ReceiverRow } from './measure-receiver.js';
 
 /** The bytes a receiver gets for one upgrade under each strategy. */
 export interface UpgradeBytes {
@@ -52,6 +53,8 @@ export interface Results {
   seconds: number;
   upgrades: UpgradeBytes[];
   timings: Timings;
+  /** The receiver's side per scenario image (absent in runs made before it was measured). */
+  receiver?: ReceiverRow[];
   /** Every blockport command of the run. */
   runs: BlockportRun[];
   /** How many sizes came from the size cache (same input bytes, same tool version). */
@@ -97,7 +100,7 @@ function bundleVsPerFile(u: UpgradeBytes | undefined, label: string): Target {
 }
 
 /** Judges the results against the issue's targets. */
-export function judge(upgrades: UpgradeBytes[], t: Timings, runs: BlockportRun[]): Target[] {
+export function judge(upgrades: UpgradeBytes[], t: Timings, runs: BlockportRun[], receiver: ReceiverRow[] = []): Target[] {
   const find = (from: string, to: string) => upgrades.find((u) => u.from === from && u.to === to);
   const v2 = find('java-v1', 'java-v2');
   const v3 = find('java-v1', 'java-v3');
@@ -120,8 +123,17 @@ export function judge(upgrades: UpgradeBytes[], t: Timings, runs: BlockportRun[]
       value: `${t.materialize.seconds.toFixed(2)} s vs ${t.cpSync.seconds.toFixed(2)} s (${(t.materialize.seconds / t.cpSync.seconds).toFixed(2)}x); plain cp without sync ${t.cp.seconds.toFixed(2)} s (${(t.materialize.seconds / t.cp.seconds).toFixed(1)}x)`,
     },
     { name: 'blockify at 200 MB/s or more of uncompressed layer data', pass: mbps >= 200, value: `${mbps.toFixed(0)} MB/s (${t.tag}, ${mb(t.layerBytes)} in ${t.blockify.seconds.toFixed(2)} s)` },
+    receiverTarget(receiver),
     { name: 'peak RSS under 150 MB for every command on every scenario', pass: worst.peakRssKiB < RSS_LIMIT_KIB, value: `worst ${((worst.peakRssKiB * 1024) / 1e6).toFixed(0)} MB (${worst.step} ${worst.subject}); ${runs.filter((r) => r.peakRssKiB >= RSS_LIMIT_KIB).length} of ${runs.length} commands at or over` },
   ];
+}
+
+/** The issue's receiver target: materialize within 1.3x of cp + sync on every scenario image. */
+function receiverTarget(rows: ReceiverRow[]): Target {
+  const name = 'materialize within 1.3x of cp + sync on every scenario (after a first materialize)';
+  if (rows.length === 0) return { name, pass: null, value: 'n/a (not measured)' };
+  const r = (x: ReceiverRow) => x.materialize.seconds / x.cpSync.seconds;
+  return { name, pass: rows.every((x) => r(x) <= 1.3), value: rows.map((x) => `${x.tag} ${r(x).toFixed(2)}x`).join(', ') };
 }
 
 /** PASS/FAIL lines, one per target, with the measured value. */

@@ -3,7 +3,11 @@
 // materialize against skopeo copy, GNU tar and cp (blockify, materialize and the tools on java-xl,
 // bundle and apply on java v1->v3). Writes docs/benchmarks.md, docs/benchmarks.json and docs/bytes.svg.
 //
+// Then, per scenario image, the receiver's side (bench/measure-receiver.ts): materialize, apply and
+// blockify against cp + sync, skopeo copy and a GNU tar repack, with peak RSS.
+//
 //   node dist/bench/run.js [--out bench/work] [--reuse] [--fresh] [--keep] [--docs docs]
+//   node dist/bench/run.js --receiver [--only java-v3,node-v2] [--out bench/work] [--reuse]   (only the per-scenario table, printed)
 import { promises as fsp } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +20,7 @@ import { cpSyncCommand, gnuTarRepack, plainCp, skopeoCopy, type ToolRun } from '
 import { bestInTurns, spawnText, SizeCache } from './measure-exec.js';
 import { flattenArchive, perFileDedup, type FlatImage, type PerFileResult } from './measure-files.js';
 import { profile, type ProfileSummary } from './measure-profile.js';
+import { formatReceiver, receiverRow, type ReceiverRow } from './measure-receiver.js';
 import { formatReport } from './measure-report.js';
 import { formatTargets, judge, type Results, type Timings, type UpgradeBytes } from './measure-targets.js';
 import { buildScenarios, type ScenarioImage, type ScenarioSet, type Upgrade } from './scenarios.js';
@@ -201,6 +206,24 @@ interface Options {
   reuse: boolean;
   fresh: boolean;
   keep: boolean;
+  receiver: boolean;
+  only?: string;
+}
+
+/** The images the receiver table covers: every upgrade's target and the timed image. */
+function receiverTags(c: Ctx, only?: string): string[] {
+  const all = [...new Set([...c.upgrades.map((u) => u.to), c.big])];
+  return only ? all.filter((t) => only.split(',').includes(t)) : all;
+}
+
+/** The receiver table: one row per image, measured one after the other. */
+async function receiverRows(c: Ctx, only?: string): Promise<ReceiverRow[]> {
+  const rows: ReceiverRow[] = [];
+  for (const tag of receiverTags(c, only)) {
+    log(`receiver: ${tag} (blockify, full bundle, apply, materialize in turns with cp + sync, skopeo copy, tar repack)`);
+    rows.push(await receiverRow(c.bp, c.set.layout, c.image(tag), presetOf(c.image(tag))));
+  }
+  return rows;
 }
 
 /** Sets the run up: the scenario set, the upgrades found in it, an empty work folder. */
@@ -249,10 +272,11 @@ async function measure(c: Ctx, o: Options, started: number): Promise<Results> {
     bundle: bigBundle.plain, bundleDelta: bigBundle.delta, apply: cust.apply, materialize: cust.materialize, skopeo, gnuTar,
     cp: cp.cp, cpSync, archiveBytes: cp.bytes, profiles: { blockify: variants.profile, materialize: matProfile },
   };
+  const receiver = await receiverRows(c);
   mach['load average at end'] = loadavg().map((x) => x.toFixed(2)).join(' ');
   return {
     date: new Date().toISOString(), machine: mach, seconds: Math.round((Date.now() - started) / 1000),
-    upgrades: bytes, timings, runs: c.bp.log, cachedSizes: cache.hits.size, targets: judge(bytes, timings, c.bp.log),
+    upgrades: bytes, timings, receiver, runs: c.bp.log, cachedSizes: cache.hits.size, targets: judge(bytes, timings, c.bp.log, receiver),
   };
 }
 
@@ -271,11 +295,19 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     out: { type: 'string', default: 'bench/work' }, docs: { type: 'string', default: 'docs' },
     reuse: { type: 'boolean', default: false }, fresh: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false },
+    receiver: { type: 'boolean', default: false }, only: { type: 'string' },
   } });
   const o = values as Options;
   o.out = resolve(o.out);
   const started = Date.now();
   const c = await setup(o);
+  if (o.receiver) {
+    log(`receiver table only; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const rows = await receiverRows(c, o.only);
+    process.stdout.write(formatReceiver(rows).join('\n') + `\nload average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+    if (!o.keep) await fsp.rm(c.work, { recursive: true, force: true });
+    return;
+  }
   const results = await measure(c, o, started);
   const report = await writeDocs(results, o.docs);
   process.stdout.write(report.slice(report.indexOf('## Bytes')) + '\n' + formatTargets(results.targets).join('\n') + '\n');

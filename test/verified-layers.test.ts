@@ -32,7 +32,12 @@ async function materialize(home: string, args: string[]): Promise<Materialized> 
 }
 
 async function records(home: string): Promise<string[]> {
-  return (await readdir(join(home, 'verified', 'sha256')).catch(() => [] as string[])).sort();
+  return (await readdir(join(home, 'verified', 'sha256')).catch(() => [] as string[])).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort();
+}
+
+/** The layers whose copy plans (splice maps) the store keeps. */
+async function maps(home: string): Promise<string[]> {
+  return (await readdir(join(home, 'verified', 'sha256')).catch(() => [] as string[])).filter((n) => n.endsWith('.map')).map((n) => n.slice(0, -4)).sort();
 }
 
 /** The block-form layers of a store image, by digest. */
@@ -52,6 +57,7 @@ test('apply checks and records the block-form layers it receives; materialize th
   assert.equal(r.splices.layers, fresh.length, 'only the layers app:1 did not have are checked');
   assert.ok(r.splices.bytes > s.changedJar, `${r.splices.bytes} bytes hashed`);
   assert.deepEqual(await records(home), [...new Set([...v1, ...v2])].sort());
+  assert.deepEqual(await maps(home), await records(home), 'each recorded layer keeps its copy plan');
 
   const trusted = await materialize(home, ['app:2', `docker-archive:${join(s.dir, 'trusted.tar')}`]);
   const spliced = trusted.layers.filter((l) => l.spliced);
@@ -63,6 +69,24 @@ test('apply checks and records the block-form layers it receives; materialize th
 
   const again = JSON.parse((await bpOk(home, ['apply', join(s.dir, 'app-2.bpk'), '--json'])).stdout);
   assert.equal(again.splices.layers, 0, 'recorded layers are not checked twice');
+});
+
+test('a recorded layer is copied from its kept plan, the same bytes; a damaged plan is ignored and made again', async () => {
+  const home = join(s.dir, 'c-map');
+  await copyDir(customerV1, home);
+  const out = (n: string) => join(s.dir, `map-${n}.tar`);
+  await materialize(home, ['app:1', `docker-archive:${out('verify')}`, '--verify']);
+  const fromMap = await materialize(home, ['app:1', `docker-archive:${out('map')}`]);
+  assert.ok(fromMap.layers.filter((l) => l.spliced).every((l) => !l.hashed), JSON.stringify(fromMap.layers));
+  assert.ok((await readFile(out('map'))).equals(await readFile(out('verify'))));
+  const layers = await maps(home);
+  assert.ok(layers.length >= 1);
+  const file = join(home, 'verified', 'sha256', `${layers[0]}.map`);
+  const good = await readFile(file);
+  await flipByte(file, Math.floor(good.length / 2));
+  await materialize(home, ['app:1', `docker-archive:${out('damaged')}`]);
+  assert.ok((await readFile(out('damaged'))).equals(await readFile(out('verify'))), 'spliced again, not copied from the damaged plan');
+  assert.ok((await readFile(file)).equals(good), 'the plan made again replaces it');
 });
 
 test('a block that rots under a recorded layer: materialize --verify and fsck name it, and fsck drops the records', async () => {
@@ -80,6 +104,7 @@ test('a block that rots under a recorded layer: materialize --verify and fsck na
   assert.match(fsck.stdout + fsck.stderr, new RegExp(block.digest.slice(7)));
   // fsck drops the records, so a plain materialize hashes again and refuses the rotten block
   assert.deepEqual(await records(home), []);
+  assert.deepEqual(await maps(home), [], 'and the copy plans kept beside them');
   const again = await bp(home, ['materialize', 'app:1', `docker-archive:${join(s.dir, 'rot2.tar')}`]);
   assert.equal(again.code, 4, again.stderr);
   assert.match(again.stderr, new RegExp(`block ${block.digest} is corrupt`));
@@ -92,6 +117,7 @@ test('a blockified image is hashed by its first materialize from the store, and 
   const first = await materialize(home, ['app:2', `docker-archive:${join(s.dir, 'first.tar')}`]);
   assert.ok(first.layers.every((l) => l.hashed));
   assert.deepEqual(await records(home), await blockLayers(home, 'app:2'));
+  assert.deepEqual(await maps(home), await records(home), 'with their copy plans');
   const second = await materialize(home, ['app:2', `docker-archive:${join(s.dir, 'second.tar')}`]);
   // the plain layer was gzipped: decompressed, so hashed as it goes
   assert.ok(second.layers.filter((l) => l.spliced).every((l) => !l.hashed), JSON.stringify(second.layers));
@@ -128,6 +154,7 @@ test('gc drops the records of the layers it removes, and temp files of dead reco
   await bpOk(home, ['rmi', 'app:1']);
   await bpOk(home, ['gc', '--grace', '0']);
   assert.deepEqual(await records(home), v2);
+  assert.deepEqual(await maps(home), v2, 'and their copy plans');
   assert.equal(existsSync(leftover), false);
   assert.ok(v1.some((d) => !v2.includes(d)), 'app:1 had a layer of its own');
 });

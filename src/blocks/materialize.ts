@@ -7,7 +7,8 @@ import { writeDockerArchive } from '../oci/docker-archive.js';
 import { writeImageTo, type LazyLayer, type StandardImage, type WriteImageOptions, type WrittenImage, type WrittenLayer } from '../oci/standard-image.js';
 import type { Descriptor } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
-import { explainMismatch, layerPlan, planSpot, standardLayer } from './standard-layer.js';
+import { keptPlan } from './splice-plan.js';
+import { explainMismatch, planSpot, standardLayer } from './standard-layer.js';
 
 export interface MaterializeOptions extends WriteImageOptions {
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
@@ -61,11 +62,12 @@ export async function standardImage(src: ImageReader, opts: MaterializeOptions =
     const spliced = isBlockLayer(desc.mediaType);
     const spot = await planSpot(src, desc);
     const size = knownSize(desc);
+    const verified = await isVerified(src, desc, diffIds[i], opts);
     layers.push({
       diffId: diffIds[i],
       size,
       spliced,
-      verified: await isVerified(src, desc, diffIds[i], opts),
+      verified,
       blob: spliced ? undefined : desc,
       async measure() {
         if (size !== undefined) return size;
@@ -81,7 +83,7 @@ export async function standardImage(src: ImageReader, opts: MaterializeOptions =
       plan: spot
         ? () => {
             current = i;
-            return counted(layerPlan(spot, desc, access), tick(i));
+            return counted(keptPlan(src.records, desc, spot, access, verified), tick(i));
           }
         : undefined,
     });
@@ -98,7 +100,10 @@ export async function standardImage(src: ImageReader, opts: MaterializeOptions =
       // a store that cannot be written (read-only, full) only means the next materialize hashes again
       for (const l of written) if (l.spliced && l.hashed) await src.records.record(src.manifest.layers[l.index].digest, l.diffId).catch(() => {});
     },
-    close: () => access.close(),
+    async close() {
+      await src.records.dropPending();
+      await access.close();
+    },
   };
 }
 

@@ -5,7 +5,8 @@ import { BlockportError } from '../errors.js';
 import type { ImageReader, LayerRecords } from '../oci/image.js';
 import { Annotation, isBlockLayer } from '../oci/media-types.js';
 import { BlockAccess } from './block-access.js';
-import { explainMismatch, layerPlan, planSpot, standardLayer } from './standard-layer.js';
+import { keptPlan } from './splice-plan.js';
+import { explainMismatch, planSpot, standardLayer } from './standard-layer.js';
 
 export interface SpliceCheck {
   /** Block-form layers hashed now (those recorded before, or in `checked`, are skipped). */
@@ -44,7 +45,7 @@ export async function verifySplices(
       const desc = src.manifest.layers[i];
       try {
         const spot = await planSpot(src, desc);
-        const got = spot ? await threads.copy('', 0, layerPlan(spot, desc, access), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
+        const got = spot ? await threads.copy('', 0, keptPlan(verified, desc, spot, access, false), { onBytes: opts.onBytes }) : await hashLayer(standardLayer(src, desc, access), opts.onBytes);
         const promised = desc.annotations?.[Annotation.layerSize];
         if (got.digest !== diffIds[i] || (promised !== undefined && Number(promised) !== got.size)) {
           throw new BlockportError('EDIGEST', `layer ${i + 1} (${desc.digest}) splices into ${got.digest} (${got.size} bytes), not its diff_id ${diffIds[i]}`, { subject: desc.digest });

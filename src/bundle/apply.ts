@@ -220,8 +220,7 @@ export class StagedImageReader extends LayoutImageReader {
  * blobs where they are (nothing enters blobs/ before this passed). Returns the layers checked,
  * for the caller to record once the blobs are in: materialize then copies them unhashed.
  */
-async function checkSplices(m: BundleManifest, layout: OciLayout, staging: string, label: string, opts: ApplyOptions): Promise<SpliceCheck> {
-  const verified = new VerifiedLayers(layout.root);
+async function checkSplices(m: BundleManifest, layout: OciLayout, verified: VerifiedLayers, staging: string, label: string, opts: ApplyOptions): Promise<SpliceCheck> {
   const staged = new Set<Digest>();
   for (const b of m.blobs) if ((await sizeOf(join(staging, digestHex(b.digest)))) === b.size) staged.add(b.digest);
   const read = stagedOrStored(layout, staging);
@@ -305,7 +304,7 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
     if (present.good.size === counts.total) counts.present = counts.total;
     else bytesWritten = await receive(b, present.good, staging, opts, counts);
     await checkComplete(b.manifest, layout, staging, label);
-    const splices = await checkSplices(b.manifest, layout, staging, label, opts);
+    const splices = await checkSplices(b.manifest, layout, verified, staging, label, opts);
     await promote(b.manifest, layout, staging, present.corrupt);
     for (const x of splices.matched) await verified.record(x.layer, x.diffId);
     await layout.init();
@@ -318,6 +317,7 @@ export async function applyBundle(files: string[], home: string, opts: ApplyOpti
     const downgraded = older.map((d) => d.name);
     return { bundle: b.digest, files: b.files, signature, targets, blobs: counts, bytesWritten, bytesChecked: present.bytes, downgraded, splices, referrers, noop };
   } catch (err) {
+    await store.verified.dropPending();
     if (staging) await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
     await fsp.rmdir(join(home, 'staging')).catch(() => {});
     throw fromSystemError(err, home);

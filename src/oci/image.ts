@@ -42,11 +42,30 @@ export interface ImageReader {
  */
 export interface LayerRecords {
   has(layer: Digest, diffId: Digest): Promise<boolean>;
+  /** Records the layer, and keeps the plan `keepPlan` gathered for it (if any). */
   record(layer: Digest, diffId: Digest): Promise<void>;
+  /** The copy plan kept for a recorded layer whose standard tar has `size` bytes, or undefined. */
+  plan(layer: Digest, size: number): Promise<AsyncIterable<Piece> | undefined>;
+  /**
+   * Passes a layer's copy plan through, gathering it to keep: once the plan ends when the layer
+   * is `recorded` already, else when `record` names it.
+   */
+  keepPlan(layer: Digest, pieces: AsyncIterable<Piece>, sourceOf: SourceOf, recorded: boolean): AsyncIterable<Piece>;
+  /** Forgets plans gathered for layers that were not recorded. */
+  dropPending(): Promise<void>;
 }
 
+/** Which blob a planned file range lies in: its digest and the offset where it starts in the file. */
+export type SourceOf = (path: string) => { digest: Digest; offset: number } | undefined;
+
 /** Places that keep no records: every layer is hashed every time. */
-export const NO_RECORDS: LayerRecords = { has: async () => false, record: async () => {} };
+export const NO_RECORDS: LayerRecords = {
+  has: async () => false,
+  record: async () => {},
+  plan: async () => undefined,
+  keepPlan: (_layer, pieces) => pieces,
+  dropPending: async () => {},
+};
 
 /** Where a blob lies: `size` bytes at `offset` of the file `path`. */
 export interface FileSpot extends FileRange {

@@ -6,6 +6,30 @@ import { cleanPath, isWithin, resolveLink } from './path.js';
 const unsafe = (subject: string) => (e: unknown) => e instanceof BlockportError && e.code === 'EUNSAFE' && e.subject === subject;
 
 describe('cleanPath', () => {
+  it('gives what splitting on "/" gives for every name made of "a", ".", "..", "/" and NUL parts (clean names take a shortcut)', () => {
+    const bySplit = (name: string): string | 'refused' => {
+      if (name.includes('\0')) return 'refused';
+      const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+      return parts.includes('..') ? 'refused' : parts.join('/');
+    };
+    const atoms = ['a', 'b.c', '.', '..', '/', '...', '.x', 'x.', '\0'];
+    let names = [''];
+    for (let len = 0; len < 4; len++) names = [...names, ...names.flatMap((n) => atoms.map((a) => n + a))];
+    let refused = 0;
+    for (const name of new Set(names)) {
+      let got: string;
+      try {
+        got = cleanPath(name);
+      } catch (e) {
+        assert.ok(e instanceof BlockportError && e.code === 'EUNSAFE', String(e));
+        got = 'refused';
+        refused++;
+      }
+      assert.equal(got, bySplit(name), JSON.stringify(name));
+    }
+    assert.ok(refused > 100, `${refused} names refused`);
+  });
+
   it('strips leading "/" and "./", empty and "." parts, and trailing slashes', () => {
     const cases: [string, string][] = [
       ['usr/bin/x', 'usr/bin/x'],

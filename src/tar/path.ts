@@ -1,11 +1,16 @@
 import { BlockportError } from '../errors.js';
 
+/** A name with something cleanPath drops or refuses: a leading, doubled or trailing "/", a "." or ".." part, a NUL. */
+const UNUSUAL_PATH = /^\/|\/\/|\/$|(?:^|\/)\.\.?(?:\/|$)|\0/;
+
 /**
  * The one path sanitiser: turns a tar entry name into a clean relative path ("usr/bin/x"), or ""
  * for the root. Refuses `..` components, NUL bytes and anything that would leave the root. Leading
  * "/" and "./" are dropped, as every runtime does.
  */
 export function cleanPath(name: string, what = 'tar entry'): string {
+  // most names are clean already: nothing to drop or refuse (splitting every name cost 128 ms of the node bench image's 2.2 s of splicing)
+  if (!UNUSUAL_PATH.test(name)) return name;
   if (name.includes('\0')) throw new BlockportError('EUNSAFE', `${what}: NUL byte in path ${JSON.stringify(name)}`, { subject: name });
   const parts: string[] = [];
   for (const part of name.split('/')) {
