@@ -1,6 +1,7 @@
 import { blockify, type BlockifyResult } from '../blocks/blockify.js';
 import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
+import { parsePlatform } from '../oci/resolve.js';
 import { openImage, openWriter, parseRef, transportOf } from '../oci/transport.js';
 import type { CliContext } from './context.js';
 import { humanSize, layerBytes, parseCompression, shortDigest, table } from './format.js';
@@ -11,6 +12,9 @@ export interface BlockifyFlags {
   include?: string[];
   exclude?: string[];
   compress?: string;
+  platform?: string[];
+  /** false with --no-original. */
+  original?: boolean;
 }
 
 export function parsePresets(values: string[] = []): Preset[] {
@@ -41,6 +45,8 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
       const result = await blockify(reader, writer, {
         rules,
         compression,
+        platforms: flags.platform?.map(parsePlatform),
+        original: flags.original,
         onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`),
       });
       return { source: src, destination: dst, ...result };
@@ -64,4 +70,10 @@ export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ct
   ctx.say(`\n${r.source} -> ${r.destination}`);
   ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
   ctx.say(`image ${r.top.digest}`);
+  for (const p of r.platforms ?? []) ctx.say(`${p.platform}: block-form manifest ${p.manifest.digest}`);
+  for (const l of r.layers) {
+    const name = `${l.platform ? `${l.platform} ` : ''}layer ${l.index + 1}`;
+    if (l.recipe) ctx.say(`${name}: its compressed blob is re-created by ${l.recipe}`);
+    if (l.unreproducible) ctx.say(`${name}: its compressed blob cannot be re-created (${l.unreproducible}); materialize writes a new one, so the manifest digest will differ from the source's`);
+  }
 }

@@ -1,4 +1,10 @@
 import { materialize, type MaterializeResult } from '../blocks/materialize.js';
+import { materializeIndex, type IndexResult } from '../blocks/materialize-index.js';
+import { originalImage } from '../fidelity/original.js';
+import type { Compression } from '../oci/media-types.js';
+import { oneImage, openSibling, platformEntries } from '../oci/platforms.js';
+import { parsePlatform } from '../oci/resolve.js';
+import { refuseUnoriginal } from '../oci/standard-image.js';
 import { openImage, parseRef, transportOf, type ImageRef } from '../oci/transport.js';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -21,8 +27,30 @@ async function checkOutputFile(ref: ImageRef, force: boolean | undefined): Promi
   if (!force) throw new BlockportError('EUSAGE', `${target.file} already exists; refusing to replace it (--force replaces it)`, { subject: target.file });
 }
 
-export async function materializeCommand(src: string, dst: string, flags: { compress?: string; verify?: boolean; force?: boolean }, ctx: CliContext): Promise<MaterializeResult & { source: string; destination: string }> {
+/**
+ * The fallback compression and whether the source's blobs are wanted: `original` is the default
+ * of every output that stores blobs but the store (which keeps what is cheapest to splice).
+ */
+function compressionFor(target: ImageRef, flags: { compress?: string; requireOriginal?: boolean }): { compression?: Compression; original?: 'prefer' | 'require' } {
+  const archive = Boolean(transportOf(target).writeStandard);
+  if (flags.requireOriginal) {
+    if (flags.compress !== undefined && flags.compress !== 'original') throw new BlockportError('EUSAGE', `--require-original and --compress ${flags.compress} contradict each other`);
+    if (archive) throw new BlockportError('EUSAGE', 'a docker-archive holds uncompressed layers and a manifest.json of its own: --require-original needs oci:, oci-archive: or docker://');
+    return { original: 'require' };
+  }
+  if (flags.compress === 'original' || (flags.compress === undefined && target.transport !== 'store' && !archive)) return { original: 'prefer' };
+  return { compression: parseCompression(flags.compress, 'none') };
+}
+
+export async function materializeCommand(
+  src: string,
+  dst: string,
+  flags: { compress?: string; verify?: boolean; force?: boolean; requireOriginal?: boolean; platform?: string[] },
+  ctx: CliContext,
+): Promise<MaterializeResult & { source: string; destination: string; platforms?: IndexResult['platforms'] }> {
   const target = parseRef(dst);
+  const how = compressionFor(target, flags);
+  const platforms = flags.platform?.map(parsePlatform);
   await checkOutputFile(target, flags.force);
   const from = parseRef(src);
   const reader = await openImage(from, src);
@@ -32,9 +60,14 @@ export async function materializeCommand(src: string, dst: string, flags: { comp
   try {
     // a docker-archive names the image as the output says, else as the source does
     const name = transportOf(target).nameOf?.(target) ?? transportOf(from).nameOf?.(from);
-    const compression = parseCompression(flags.compress, 'none');
-    const result = await materialize(reader, target, { compression, repoTags: name ? [name] : [], onProgress, verify: flags.verify });
-    return { source: src, destination: dst, ...result };
+    const opts = { ...how, repoTags: name ? [name] : [], onProgress, verify: flags.verify };
+    // an output that stores blobs takes every platform of an index; a docker-archive one image
+    const all = !transportOf(target).writeStandard && platformEntries(reader, platforms).length > 1;
+    const images = all ? await Promise.all(platformEntries(reader, platforms).map((e) => openSibling(reader, e))) : [await oneImage(reader, platforms)];
+    // refused before the destination is even created
+    if (how.original === 'require') for (const img of images) refuseUnoriginal({ ref: img.ref, original: await originalImage(img) });
+    if (all) return { source: src, destination: dst, ...(await materializeIndex(reader, target, dst, { ...opts, platforms })) };
+    return { source: src, destination: dst, ...(await materialize(images[0], target, opts)) };
   } finally {
     bar.stop();
     await reader.close();
@@ -44,11 +77,16 @@ export async function materializeCommand(src: string, dst: string, flags: { comp
 export function printMaterialize(r: Awaited<ReturnType<typeof materializeCommand>>, ctx: CliContext): void {
   const rows = [['LAYER', 'DIFF_ID', 'SIZE', 'HOW']];
   // layers are numbered from 1 in every table and message
-  for (const l of r.layers) rows.push([String(l.index + 1), shortDigest(l.diffId), humanSize(l.size), `${l.spliced ? 'spliced from blocks' : 'copied'}${l.hashed ? '' : ' (not hashed: verified before)'}`]);
+  for (const l of r.layers) rows.push([String(l.index + 1), shortDigest(l.diffId), humanSize(l.size), `${l.spliced ? 'spliced from blocks' : 'copied'}${l.hashed ? '' : ' (not hashed: verified before)'}${l.original && l.spliced ? ', original blob' : ''}`]);
   ctx.say(table(rows));
   ctx.say(`\n${r.source} -> ${r.destination}`);
   // say only what was checked: a layer copied unhashed may have rotted since it was verified
   const hashed = r.layers.filter((l) => l.hashed).length;
   const checked = hashed === r.layers.length ? 'every layer matches its diff_id' : `${hashed} of ${r.layers.length} layers hashed and match their diff_ids; the others were verified before and copied unhashed (--verify hashes them, fsck checks the store)`;
   ctx.say(`config ${r.configDigest} (image ID unchanged); ${checked}`);
+  const top = r.platforms ? 'index' : 'manifest';
+  if (r.original?.manifest && (!r.platforms || r.original.index)) ctx.say(`${top} ${r.manifest!.digest}: the source's own, byte for byte${r.original.index && !r.platforms ? ' (and its index)' : ''}`);
+  else if (r.original) ctx.say(`${top} ${r.manifest?.digest}: a new one, not the source's (signatures over the source's digest do not apply to it)`);
+  for (const l of r.layers) if (l.fallback) ctx.say(`layer ${l.index + 1}: not the source's blob: ${l.fallback}`);
+  for (const p of r.platforms ?? []) ctx.say(`${p.platform}: manifest ${p.manifest.digest}${p.original ? " (the source's own)" : ''}`);
 }

@@ -21,6 +21,8 @@ export interface ImageReader {
   readonly manifestDescriptor: Descriptor;
   readonly config: ImageConfig;
   readonly configBytes: Buffer;
+  /** The transport manifest a block-form manifest was read through (docs/spec.md 5.1); its layers include the kept source blobs. */
+  readonly transport?: { descriptor: Descriptor; manifest: ImageManifest; bytes: Buffer };
   /** A small blob (index, manifest, config) this image reaches, read whole and verified. */
   readBlob(desc: Descriptor): Promise<Buffer>;
   /** A verified stream of a blob this image reaches. */
