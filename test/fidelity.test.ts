@@ -78,6 +78,27 @@ describe('materialize gives back the vendor\'s exact manifest', () => {
     }
   });
 
+  it('the kept source travels through bundle, apply, push and pull: the receiver gets the vendor\'s digest', async () => {
+    const bundle = join(t.dir, 'gzip.bpk');
+    await ok(['bundle', '--to', 'app:gzip', '-o', bundle], env);
+    const there = { BLOCKPORT_HOME: join(t.dir, 'receiver') };
+    await ok(['apply', bundle], there);
+    const out = join(t.dir, 'received');
+    await ok(['materialize', 'app:gzip', `oci:${out}:v1`, '--require-original'], there);
+    assert.equal((await taggedBlob(out, 'v1')).digest, images.gzip.digest);
+    const reg = await startRegistry(join(t.dir, 'registry-2'));
+    try {
+      await ok(['push', 'app:gzip', `docker://${reg.host}/acme/bf:1`], there);
+      const pulled = { BLOCKPORT_HOME: join(t.dir, 'puller') };
+      await ok(['pull', `docker://${reg.host}/acme/bf:1`, 'app:1'], pulled);
+      const again = join(t.dir, 'pulled');
+      await ok(['materialize', 'app:1', `oci:${again}:v1`, '--require-original'], pulled);
+      assert.equal((await taggedBlob(again, 'v1')).digest, images.gzip.digest);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('falls back, naming the layer, when the recorded gzip writes other bytes here; --require-original refuses', async () => {
     // another gzip on the receiver: one that ignores the level it is given
     const bin = join(t.dir, 'bin');
