@@ -88,7 +88,7 @@ export async function writeBlockFormImage(
 }
 
 /**
- * Writes a multi-platform block-form image (docs/spec.md 5.2): one transport manifest per
+ * Writes a multi-platform block-form image (docs/spec.md 5.4): one transport manifest per
  * platform, and the OCI index the tag names, listing them with their platforms. Returns the
  * index's descriptor (`top`) and each platform's block-form manifest.
  */

@@ -136,7 +136,7 @@ export function matchesPlatform(p: Platform | undefined, want: Platform): boolea
 
 /**
  * The images an index lists, one per platform: standard manifests, the transport manifests of a
- * multi-platform block-form index (docs/spec.md 5.2), or the one block-form manifest of the index
+ * multi-platform block-form index (docs/spec.md 5.4), or the one block-form manifest of the index
  * form (5.3). Not carriers, nor attestation manifests (platform unknown/unknown), nor indexes.
  */
 export function imageEntries(index: ImageIndex): Descriptor[] {
@@ -145,7 +145,7 @@ export function imageEntries(index: ImageIndex): Descriptor[] {
   );
 }
 
-/** Whether an index is a multi-platform block-form image: its entries are transport manifests (docs/spec.md 5.2). */
+/** Whether an index is a multi-platform block-form image: its entries are transport manifests (docs/spec.md 5.4). */
 export function isBlockFormIndex(index: ImageIndex): boolean {
   return index.artifactType === MediaType.blockImage && index.manifests.some((m) => m.artifactType === MediaType.blockImage);
 }

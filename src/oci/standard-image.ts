@@ -146,7 +146,7 @@ export function uncompressedLayerDescriptor(layer: LazyLayer, size: number): Des
 /**
  * The standard manifest of `img` with these layer descriptors: the config kept byte for byte.
  * A function of its inputs only, so the same image gives the same manifest digest anywhere
- * (`blockport serve` relies on it: docs/spec.md section 15).
+ * (`blockport serve` relies on it: docs/spec.md section 16).
  */
 export function standardManifest(img: StandardImage, layers: Descriptor[]): ImageManifest {
   return {
