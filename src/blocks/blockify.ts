@@ -68,7 +68,7 @@ export interface LayerStats {
 }
 
 export interface BlockifyResult {
-  /** What the destination tag names: the transport manifest (docs/spec.md 5.1), or the index of several (5.2). */
+  /** What the destination tag names: the transport manifest (docs/spec.md 5.1), or the index of several (5.4). */
   top: Descriptor;
   /** The block-form manifest (the first platform's, when several). */
   manifest: Descriptor;
