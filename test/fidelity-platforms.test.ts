@@ -54,6 +54,17 @@ describe('multi-platform images', () => {
     }
   });
 
+  it('an index of one platform is kept too: materialize tags the vendor\'s index digest', async () => {
+    const single = await indexOf(vendor(), [m.arm64]);
+    await tagLayout(vendor(), { multi: index, single });
+    const b = await ok(['blockify', `oci:${vendor()}:single`, 'single:1', '--preset', 'java'], env);
+    assert.doesNotMatch(b.stdout, /PLATFORM/);
+    const out = join(t.dir, 'single');
+    const r = await ok(['materialize', 'single:1', `oci:${out}:v1`, '--require-original'], env);
+    assert.match(r.stdout, /the source's own, byte for byte \(and its index\)/);
+    assert.equal((await taggedBlob(out, 'v1')).digest, single.digest);
+  });
+
   it('a standard multi-platform image is copied whole, under its own index digest', async () => {
     const out = join(t.dir, 'std-copy');
     await ok(['materialize', `oci:${vendor()}:multi`, `oci:${out}:v1`], env);

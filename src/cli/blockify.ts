@@ -59,9 +59,11 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
 }
 
 export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ctx: CliContext): void {
-  const rows = [['LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
+  // several platforms: their layers are numbered per platform, so the platform leads each row
+  const multi = Boolean(r.platforms);
+  const rows = [[...(multi ? ['PLATFORM'] : []), 'LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
   for (const l of r.layers) {
-    rows.push([String(l.index + 1), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
+    rows.push([...(multi ? [l.platform ?? ''] : []), String(l.index + 1), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
   }
   const tin = r.layers.reduce((n, l) => n + l.inputSize, 0);
   const tout = r.layers.reduce((n, l) => n + l.outputSize, 0);
