@@ -123,6 +123,21 @@ describe('materialize gives back the vendor\'s exact manifest', () => {
     assert.equal(m.layers[0].digest, images.gzip && (JSON.parse((await taggedBlob(vendor(), 'gzip')).bytes.toString()) as { layers: Blob[] }).layers[0].digest);
   });
 
+  it('falls back, naming the layer, when the recorded compressor is not installed here', async () => {
+    // a PATH without zstd: only the layer that needs it is not the source's
+    const out = join(t.dir, 'no-zstd');
+    const f = await ok(['materialize', 'app:zstd', `oci:${out}:v1`], { ...env, PATH: join(t.dir, 'empty-path') });
+    assert.match(f.stdout, /layer 2: not the source's blob: re-create layer 2 \(sha256:[0-9a-f]{64}\) needs the 'zstd' command/);
+    assert.match(f.stdout, /a new one, not the source's/);
+    const m = JSON.parse((await taggedBlob(out, 'v1')).bytes.toString()) as { layers: Blob[] };
+    const vendorLayers = (JSON.parse((await taggedBlob(vendor(), 'zstd')).bytes.toString()) as { layers: Blob[] }).layers;
+    assert.equal(m.layers[0].digest, vendorLayers[0].digest, 'the layer blockify left as it was is the vendor\'s blob');
+    assert.equal(m.layers[1].mediaType, 'application/vnd.oci.image.layer.v1.tar');
+    const r = await blockport(['materialize', 'app:zstd', `oci:${join(t.dir, 'no-zstd-refused')}:v1`, '--require-original'], { ...env, PATH: join(t.dir, 'empty-path') });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /re-create layer 2 \(sha256:[0-9a-f]{64}\) needs the 'zstd' command/);
+  });
+
   it('says which layer a Go gzip writer made, and --require-original refuses before writing', async () => {
     const layout = join(t.dir, 'umoci');
     await umociImage(layout, 'v1', tars);

@@ -275,10 +275,20 @@ async function putOriginal(dst: ImageWriter, img: StandardImage, layer: LazyLaye
     await dst.putBlob(o.recreate!(tar, size), { digest: o.target.digest, size: o.target.size });
     return undefined;
   } catch (err) {
-    const mismatch = err instanceof BlockportError && err.code === 'EDIGEST' && err.subject === o.target.digest;
-    if (mismatch && opts.original !== 'require') return err.message;
+    // the recipe wrote other bytes, or its tool (gzip, zstd) is absent here: the layer's fault, not the blocks'
+    const why = recipeFailure(err, o.target.digest);
+    if (why && opts.original !== 'require') return why.message;
+    if (why) throw why;
     return img.explain(err, i);
   }
+}
+
+/** The recipe's own failure in `err` or its causes: a digest mismatch of the re-created blob, or an absent tool. */
+function recipeFailure(err: unknown, target: Digest): BlockportError | undefined {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof BlockportError && ((e.code === 'EDIGEST' && e.subject === target) || e.code === 'ETOOL')) return e;
+  }
+  return undefined;
 }
 
 /** Writes the source's manifest (and index) bytes and tags the top, once every layer is the source's own. */
