@@ -122,6 +122,27 @@ describe('multi-platform images', () => {
     assert.match(none.stderr, /no image for linux\/s390x \(it holds linux\/amd64, linux\/arm64\)/);
   });
 
+  it('an index without the host\'s platform is blockified and written back whole; a docker-archive needs --platform', async () => {
+    const other: Blob[] = [];
+    for (const arch of ['ppc64le', 's390x']) {
+      const tar = join(t.dir, `${arch}.tar`);
+      await makeTree(join(t.dir, `tree-${arch}`), [...javaLikeTree({ jars: 2, seed: arch.length, minSize: 30_000, maxSize: 60_000 }), { path: 'etc/arch', type: 'file', content: `${arch}\n` }]);
+      await gnuTarLayer(join(t.dir, `tree-${arch}`), tar);
+      other.push(await vendorImage(vendor(), [tar], { compress: 'gzip -6 -n', mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', arch }));
+    }
+    const foreign = await indexOf(vendor(), other);
+    await tagLayout(vendor(), { multi: index, foreign });
+    await ok(['blockify', `oci:${vendor()}:foreign`, 'foreign:1', '--preset', 'java'], env);
+    const out = join(t.dir, 'foreign');
+    await ok(['materialize', 'foreign:1', `oci:${out}:v1`, '--require-original'], env);
+    assert.equal((await taggedBlob(out, 'v1')).digest, foreign.digest);
+    if (process.arch === 'ppc64' || process.arch === 's390x') return;
+    const r = await blockport(['materialize', 'foreign:1', `docker-archive:${join(t.dir, 'foreign.tar')}`], env);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /no image for linux\/\w+ \(it holds linux\/ppc64le, linux\/s390x\); choose one with --platform/);
+    await ok(['materialize', 'foreign:1', `docker-archive:${join(t.dir, 'foreign.tar')}`, '--platform', 'linux/s390x'], env);
+  });
+
   it('blockify --platform keeps one platform; the index is then not the vendor\'s', async () => {
     await ok(['blockify', `oci:${vendor()}:multi`, 'arm:1', '--preset', 'java', '--platform', 'linux/arm64'], env);
     const out = join(t.dir, 'arm-only');

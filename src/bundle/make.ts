@@ -96,11 +96,12 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
   try {
     const wants = [];
     for (const t of targets) {
-      const src = await openImage(t.ref, t.label);
+      // a bundle carries every platform: any one of an index serves as the reader's own
+      const src = await openImage(t.ref, t.label, { platform: 'any' });
       sources.push(src);
       wants.push(await describeWant(src, t.name));
     }
-    for (const ref of opts.since ?? []) held.push(await openImage(ref));
+    for (const ref of opts.since ?? []) held.push(await openImage(ref, undefined, { platform: 'any' }));
     const have = await receiverHas(held, opts.have);
     const p = plan(wants, have);
     const blobs = await ownerSource(wants.map((w) => w.blobs), sources);

@@ -36,7 +36,9 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
   // gzip would defeat; registries get gzip, as every registry user expects.
   const target = parseRef(dst);
   const compression = parseCompression(flags.compress, transportOf(target).layerCompression);
-  const reader = await openImage(src);
+  // every platform is blockified (or --platform's): open at one of them, the host's when listed
+  const platforms = flags.platform?.map(parsePlatform);
+  const reader = await openImage(src, undefined, { platform: platforms?.[0] ?? 'any' });
   try {
     const writer = await openWriter(target, dst);
     const total = layerBytes(reader.manifest);
@@ -45,7 +47,7 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
       const result = await blockify(reader, writer, {
         rules,
         compression,
-        platforms: flags.platform?.map(parsePlatform),
+        platforms,
         original: flags.original,
         onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`),
       });

@@ -53,7 +53,8 @@ export async function materializeCommand(
   const platforms = flags.platform?.map(parsePlatform);
   await checkOutputFile(target, flags.force);
   const from = parseRef(src);
-  const reader = await openImage(from, src);
+  // an index is opened at any platform: the output takes them all, or oneImage picks
+  const reader = await openImage(from, src, { platform: platforms?.[0] ?? 'any' });
   const bar = ctx.progress('materialize');
   const total = layerBytes(reader.manifest);
   const onProgress = (p: { layer: number; layers: number; bytes: number }) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`);

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { StoredBlob } from '../cas/blob-store.js';
 import type { CopyThreads, FileRange, Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
-import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './types.js';
 
 /**
  * An image opened for reading, wherever it lives: a layout, an archive, the store, a registry.
@@ -36,6 +36,16 @@ export interface ImageReader {
   /** Block-form layers of this place already seen to splice into their diff_id (the store keeps them). */
   readonly records: LayerRecords;
   close(): Promise<void>;
+}
+
+/** How to open an image reference. */
+export interface OpenOptions {
+  /**
+   * Of an index, the image to open: the one for this platform, or `any` (the host's when the
+   * index lists it, else its first: for callers that then take every platform). Default: the
+   * host's, and ambiguity refused.
+   */
+  platform?: Platform | 'any';
 }
 
 /**

@@ -154,18 +154,19 @@ export function isBlockFormIndex(index: ImageIndex): boolean {
  * Picks one image manifest from an index: the one for `want` when given, else the only one,
  * else the host's platform. Ambiguity is refused with the platforms the index holds.
  */
-export function pickImage(index: ImageIndex, where: string, want?: Platform): Descriptor {
+export function pickImage(index: ImageIndex, where: string, want?: Platform | 'any'): Descriptor {
   const images = imageEntries(index);
   const list = () => images.map((m) => formatPlatform(m.platform)).join(', ');
-  if (want) {
+  if (want && want !== 'any') {
     const match = images.find((m) => matchesPlatform(m.platform, want));
     if (match) return match;
-    throw new BlockportError('ENOTFOUND', `${where}: no image for ${formatPlatform(want)} (the index holds ${list() || 'none'})`);
+    throw new BlockportError('ENOTFOUND', `${where}: no image for ${formatPlatform(want)} (it holds ${list() || 'none'})`);
   }
   if (images.length === 1) return images[0];
   const host = hostPlatform();
   const match = images.find((m) => matchesPlatform(m.platform, host));
   if (match) return match;
+  if (want === 'any' && images.length > 0) return images[0];
   throw new BlockportError('EUNSUPPORTED', `${where}: the index holds ${images.length} images (${list()}) and none for ${formatPlatform(host)}; choose one with --platform`);
 }
 
@@ -173,7 +174,7 @@ export function pickImage(index: ImageIndex, where: string, want?: Platform): De
  * Follows a tag's descriptor to one image: reads (and verifies, through `read`) the index if it is
  * one, the manifest and the config.
  */
-export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Promise<Buffer>, where: string, want?: Platform): Promise<ResolvedImage> {
+export async function resolveImage(top: Descriptor, read: (d: Descriptor) => Promise<Buffer>, where: string, want?: Platform | 'any'): Promise<ResolvedImage> {
   let desc = top;
   let index: ResolvedImage['index'];
   let bytes = await read(desc);

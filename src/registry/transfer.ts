@@ -56,7 +56,8 @@ type Progress = (p: { bytes: number; total: number }) => void;
 export async function push(src: string, dst: string, flags: TransferFlags, onProgress?: Progress): Promise<TransferResult> {
   requireTransport(dst, 'docker', 'the destination');
   configure(flags);
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     requireBlockForm(reader, 'push');
     const writer = (await openRemoteWriter(dst, { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) })) as RemoteImageWriter;
@@ -73,7 +74,8 @@ export async function pull(src: string, dst: string, flags: TransferFlags, onPro
   requireTransport(dst, 'store', 'the destination');
   configure(flags);
   const target = parseRef(dst) as unknown as { transport: 'store'; name: string };
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     const r = await pullImage(reader, storeHome(), target.name, { concurrency: jobs(flags.jobs), onProgress });
     return { source: src, destination: dst, top: r.top, stats: r.stats, previous: r.previous, resumed: r.stats.resumed, splicesChecked: r.splices.layers };
@@ -89,7 +91,8 @@ export async function copy(src: string, dst: string, flags: TransferFlags, onPro
   if (target.transport === 'docker-archive') {
     throw new BlockportError('EUNSUPPORTED', `${dst}: copy keeps the image as it is, and a docker-archive holds standard images only; use 'blockport materialize'`);
   }
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);
     const r = await copyImage(reader, writer, { concurrency: jobs(flags.jobs), onProgress });
