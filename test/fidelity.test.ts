@@ -65,6 +65,15 @@ describe('materialize gives back the vendor\'s exact manifest', () => {
     const layers = JSON.parse(r.stdout).layers as { blockified: boolean; recipe?: string }[];
     assert.equal(layers[1].blockified, true);
     assert.equal(layers[1].recipe, 'GNU gzip -6');
+    // inspect tells what the image keeps: the vendor's manifest digest and each layer's compressor
+    const text = (await ok(['inspect', 'app:gzip'], env)).stdout;
+    assert.match(text, new RegExp(`source +the vendor's manifest ${images.gzip.digest}, kept`));
+    assert.match(text, /\n +2 .*GNU gzip -6 /);
+    const d = JSON.parse((await ok(['inspect', 'app:gzip', '--json'], env)).stdout);
+    assert.equal(d.source.manifest, images.gzip.digest);
+    const bare = JSON.parse((await ok(['blockify', `oci:${vendor()}:gzip`, 'bare-inspect:1', '--preset', 'java', '--no-original', '--json'], env)).stdout);
+    assert.equal(bare.layers[1].recipe, undefined);
+    assert.match((await ok(['inspect', 'bare-inspect:1'], env)).stdout, /source +none kept/);
   });
 
   it('a registry receives the vendor\'s manifest digest', async () => {
