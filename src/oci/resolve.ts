@@ -145,11 +145,6 @@ export function imageEntries(index: ImageIndex): Descriptor[] {
   );
 }
 
-/** Whether an index is a multi-platform block-form image: its entries are transport manifests (docs/spec.md 5.4). */
-export function isBlockFormIndex(index: ImageIndex): boolean {
-  return index.artifactType === MediaType.blockImage && index.manifests.some((m) => m.artifactType === MediaType.blockImage);
-}
-
 /**
  * Picks one image manifest from an index: the one for `want` when given, else the only one,
  * else the host's platform. Ambiguity is refused with the platforms the index holds.
