@@ -1,5 +1,5 @@
 /**
- * What keeping the vendor's exact image costs (docs/spec.md 15.5): one gzip -6 -n layer in an OCI
+ * What keeping the vendor's exact image costs (docs/spec.md 17.5): one gzip -6 -n layer in an OCI
  * layout, blockified with and without --no-original, materialized to oci: as the original (the
  * vendor's manifest digest) and with --compress none, against `gzip -6 -n` of the same layer and
  * `skopeo copy` of the standard image, best of three runs taken in turns.

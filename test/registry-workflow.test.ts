@@ -90,7 +90,7 @@ describe('the team workflow through a registry', () => {
     assert.equal(first.stats.moved.blobs, first.stats.total.blobs);
     const second = JSON.parse((await ok(['push', 'app:2', `docker://${reg.host}/vendor/app:2`, '--json'], vendor)).stdout);
     // the changed jar's block, the layer importing it, the config, the block-form manifest, the
-    // vendor's manifest (a source blob, docs/spec.md 15.1), the top
+    // vendor's manifest (a source blob, docs/spec.md 17.1), the top
     assert.equal(second.stats.moved.blobs, 6, JSON.stringify(second.stats));
     assert.ok(second.stats.moved.bytes * 3 < second.stats.standard.bytes, `push moved ${second.stats.moved.bytes} bytes; skopeo copy of the standard image ${second.stats.standard.bytes}`);
     assert.deepEqual((await getJson(reg.host, '/v2/vendor/app/tags/list')).tags.sort(), ['1', '2']);

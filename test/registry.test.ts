@@ -86,7 +86,7 @@ describe('block-form images through a registry', () => {
     const result = await blockify(await openImage(`oci:${src}:2`), w, { rules: rulesFor(['java', 'node'], {}), compression: 'gzip' });
     // new: the changed jar's block, the java layer that imports it, the config, the block-form
     // manifest (a blob: the transport manifest's config) and the vendor's manifest (a source
-    // blob, docs/spec.md 15.1); all else is there
+    // blob, docs/spec.md 17.1); all else is there
     assert.equal(result.layers.reduce((n, l) => n + l.newBlocks, 0), 1);
     assert.equal(w.stats.uploaded, 5);
     assert.ok(w.stats.skipped >= 14, `skipped ${w.stats.skipped}`);

@@ -37,7 +37,7 @@ export interface BlockifyOptions {
   signal?: AbortSignal;
   /**
    * Keep the source manifest (and index) bytes and find, for each compressed layer put in block
-   * form, the compressor that re-creates its blob (docs/spec.md section 15). Default true.
+   * form, the compressor that re-creates its blob (docs/spec.md section 17). Default true.
    */
   original?: boolean;
   /** Of a multi-platform index, the platforms to blockify; default all. */
@@ -59,7 +59,7 @@ export interface LayerStats {
   blocks: number;
   newBlocks: number;
   blockBytes: number;
-  /** The compressor that re-creates the layer's compressed blob, when one was found (docs/spec.md 15.2). */
+  /** The compressor that re-creates the layer's compressed blob, when one was found (docs/spec.md 17.2). */
   recipe?: string;
   /** Why the compressed blob cannot be re-created, when it cannot: materialize then writes a new one. */
   unreproducible?: string;
@@ -571,7 +571,7 @@ async function blockifyImage(src: ImageReader, dst: ImageWriter, options: Blocki
 
 /**
  * Finds the compressor that re-creates the compressed blob `desc` from its tar (docs/spec.md
- * 15.2) and records it on the block-form layer `out`; or says why none does.
+ * 17.2) and records it on the block-form layer `out`; or says why none does.
  */
 async function recordRecipe(src: ImageReader, desc: Descriptor, diffId: Digest, size: number, out: Descriptor, signal?: AbortSignal): Promise<Pick<LayerStats, 'recipe' | 'unreproducible'>> {
   const search = await layerRecipe(src, desc, diffId, size, signal);
@@ -584,7 +584,7 @@ async function recordRecipe(src: ImageReader, desc: Descriptor, diffId: Digest, 
 /**
  * Keeps the standard manifests of `images` (and the index of `src`, when they are all it lists)
  * byte for byte: written as blobs, named on each block-form manifest and carried by each
- * transport manifest (docs/spec.md 15.1). Returns the index kept, for the block-form index.
+ * transport manifest (docs/spec.md 17.1). Returns the index kept, for the block-form index.
  */
 async function keepSources(src: ImageReader, images: ImageReader[], parts: BlockFormParts[], dst: ImageWriter): Promise<Digest | undefined> {
   const index = wholeIndex(src, images.map((i) => i.manifestDescriptor.digest));
@@ -601,7 +601,7 @@ async function keepSources(src: ImageReader, images: ImageReader[], parts: Block
  * in `dst`, layers keep `.import.` entries in their place, the config stays byte for byte. Layers
  * where nothing is selected are copied unchanged. Every platform of a multi-platform index is
  * blockified (those of `options.platforms` when given) into one block-form index. The source's
- * manifests (and index) are kept byte for byte (section 15). The tag appears only when
+ * manifests (and index) are kept byte for byte (section 17). The tag appears only when
  * everything is written.
  */
 export async function blockify(src: ImageReader, dst: ImageWriter, options: BlockifyOptions): Promise<BlockifyResult> {

@@ -26,7 +26,7 @@ export interface ImageDescription {
   configDigest: Digest;
   platform?: Platform;
   blockForm: boolean;
-  /** Of a block-form image: the vendor's manifest (and index) digests it keeps, so materialize can give them back (docs/spec.md 15). */
+  /** Of a block-form image: the vendor's manifest (and index) digests it keeps, so materialize can give them back (docs/spec.md 17). */
   source?: { manifest?: Digest; index?: Digest };
   /** The platforms of the index the reference names, when it names one. */
   platforms?: string[];
@@ -40,7 +40,7 @@ export interface ImageDescription {
     diffId: Digest;
     uncompressedSize?: number;
     imports?: ImportSummary[];
-    /** The compressor that re-creates the vendor's blob of this block-form layer (docs/spec.md 15.2). */
+    /** The compressor that re-creates the vendor's blob of this block-form layer (docs/spec.md 17.2). */
     recompress?: string;
   }>;
   blocks: { count: number; size: number };

@@ -51,7 +51,7 @@ export function transportManifest(manifestDesc: Descriptor, manifest: ImageManif
     seen.add(d.digest);
     layers.push(bare(d));
   }
-  // the standard image's own manifest and index bytes (docs/spec.md 15.1): the only annotated layers
+  // the standard image's own manifest and index bytes (docs/spec.md 17.1): the only annotated layers
   for (const d of sources) if (!seen.has(d.digest)) layers.push(d);
   return {
     schemaVersion: 2,

@@ -11,7 +11,7 @@ import { readSource, sourceManifest, wholeIndex, type SourceImage } from './sour
 
 /**
  * How to write `src` back as its vendor's exact image: from the kept source (a block-form image,
- * docs/spec.md section 15), or `src` itself when it is a standard image. Undefined when a
+ * docs/spec.md section 17), or `src` itself when it is a standard image. Undefined when a
  * block-form image kept no source.
  */
 export async function originalImage(src: ImageReader): Promise<OriginalImage | undefined> {

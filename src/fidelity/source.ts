@@ -16,7 +16,7 @@ export interface SourceBlob {
   bytes: Buffer;
 }
 
-/** What a block-form image keeps of the standard image it was made from (docs/spec.md 15.1). */
+/** What a block-form image keeps of the standard image it was made from (docs/spec.md 17.1). */
 export interface SourceImage {
   manifest: SourceBlob;
   /** Parsed `manifest`: its layers are the blobs to write back. */

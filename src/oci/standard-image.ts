@@ -51,7 +51,7 @@ export interface StandardImage {
   readonly layers: readonly LazyLayer[];
   /** Where blobs that travel as they are (layers never in block form, the config) are copied from. */
   readonly source: ImageReader;
-  /** The source's own manifest, index and layer blobs, when they can be written back (docs/spec.md 15). */
+  /** The source's own manifest, index and layer blobs, when they can be written back (docs/spec.md 17). */
   readonly original?: OriginalImage;
   /**
    * Turns a failure while writing layer `index` (default: the last layer whose bytes were asked
@@ -146,7 +146,7 @@ export function uncompressedLayerDescriptor(layer: LazyLayer, size: number): Des
 /**
  * The standard manifest of `img` with these layer descriptors: the config kept byte for byte.
  * A function of its inputs only, so the same image gives the same manifest digest anywhere
- * (`blockport serve` relies on it: docs/spec.md section 16).
+ * (`blockport serve` relies on it: docs/spec.md section 15).
  */
 export function standardManifest(img: StandardImage, layers: Descriptor[]): ImageManifest {
   return {

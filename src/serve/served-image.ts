@@ -51,7 +51,7 @@ function served(mediaType: string, bytes: Buffer): ServedManifest {
 
 /**
  * The standard image of a block-form image as a registry serves it, with the manifest
- * materialize writes when it keeps stored layers as they are (docs/spec.md section 16): layers
+ * materialize writes when it keeps stored layers as they are (docs/spec.md section 15): layers
  * that were in block form uncompressed (digest: the diff_id; size: the layer-size annotation, or
  * measured once), the others as stored. A function of the block-form manifest and config only,
  * so the digest is the same on every start of the server, and a layer that did not change between
