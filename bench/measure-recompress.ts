@@ -1,5 +1,5 @@
 /**
- * How often, and how fast, blockify finds the compressor of a layer blob (docs/spec.md 15.5):
+ * How often, and how fast, blockify finds the compressor of a layer blob (docs/spec.md 17.5):
  * one uncompressed layer tar compressed by each tool, then the search and one replay timed.
  *
  *   node dist/bench/measure-recompress.js [LAYER.tar]

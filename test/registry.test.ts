@@ -60,7 +60,8 @@ describe('block-form images through a registry', () => {
     const top = await getJson(reg.host, '/v2/app/manifests/1');
     assert.equal(top.artifactType, 'application/vnd.blockport.image.v1');
     assert.equal(top.config.mediaType, 'application/vnd.blockport.manifest.v1+json');
-    assert.equal(top.layers.length, 1 + 3 + 14, 'config, three layers, fourteen blocks');
+    assert.equal(top.layers.length, 1 + 3 + 14 + 1, "config, three layers, fourteen blocks, the vendor's manifest");
+    assert.equal(top.layers.filter((l: Json) => l.mediaType === 'application/vnd.blockport.source.blob.v1').length, 1);
 
     const out = join(t.dir, 'app-1.tar');
     await ok(['materialize', `docker://${reg.host}/app:1`, `docker-archive:${out}:app:1`], env);
@@ -83,13 +84,14 @@ describe('block-form images through a registry', () => {
     const w = (await openWriter(`docker://${reg.host}/app:2`)) as RemoteImageWriter;
     // gzip, as the CLI does for registries, so the unchanged node layer is the same blob as app:1's
     const result = await blockify(await openImage(`oci:${src}:2`), w, { rules: rulesFor(['java', 'node'], {}), compression: 'gzip' });
-    // new: the changed jar's block, the java layer that imports it, the config and the block-form
-    // manifest (a blob: the transport manifest's config); all else is there
+    // new: the changed jar's block, the java layer that imports it, the config, the block-form
+    // manifest (a blob: the transport manifest's config) and the vendor's manifest (a source
+    // blob, docs/spec.md 17.1); all else is there
     assert.equal(result.layers.reduce((n, l) => n + l.newBlocks, 0), 1);
-    assert.equal(w.stats.uploaded, 4);
+    assert.equal(w.stats.uploaded, 5);
     assert.ok(w.stats.skipped >= 14, `skipped ${w.stats.skipped}`);
     const uploadsLogged = reg.log().slice(mark).split('\n').filter((l) => l.includes('http.request.method=PUT') && /blobs\/uploads\/[^ ]*digest=sha256/.test(l)).length;
-    assert.equal(uploadsLogged, 4, 'the registry saw four blob uploads');
+    assert.equal(uploadsLogged, 5, 'the registry saw five blob uploads');
     assert.ok(w.stats.uploadedBytes * 4 < firstPush.bytes, `second push ${w.stats.uploadedBytes} bytes vs first ${firstPush.bytes}`);
     console.log(`# first push: ${firstPush.blobs} blobs, ${firstPush.bytes} bytes; second push: ${w.stats.uploaded} blobs, ${w.stats.uploadedBytes} bytes (${w.stats.skipped} blobs, ${w.stats.skippedBytes} bytes already there)`);
   });
@@ -100,7 +102,8 @@ describe('block-form images through a registry', () => {
       for (const tag of ['1', '2']) {
         const top = await getJson(reg.host, `/v2/app/manifests/${tag}`);
         const manifest = await getJson(reg.host, `/v2/app/blobs/${top.config.digest}`);
-        for (const b of [manifest.config, ...manifest.layers, ...manifest.blocks] as Json[]) {
+        // the transport manifest's layers: the image's blobs and the vendor's manifest bytes
+        for (const b of [manifest.config, ...manifest.layers, ...manifest.blocks, ...top.layers] as Json[]) {
           const res = await fetch(`http://${reg.host}/v2/app/blobs/${b.digest}`, { method: 'HEAD' });
           assert.equal(res.status, 200, `blob ${b.digest} after garbage-collect ${flags.join(' ')}`);
         }

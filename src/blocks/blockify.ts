@@ -11,7 +11,7 @@ import { BlockportError, fromSystemError } from '../errors.js';
 import { compressor, openUncompressed } from '../oci/compression.js';
 import type { FileSpot, ImageReader, ImageWriter } from '../oci/image.js';
 import { Annotation, MediaType, blockLayerType, ociLayerType, type Compression } from '../oci/media-types.js';
-import type { Descriptor } from '../oci/types.js';
+import type { Descriptor, Platform } from '../oci/types.js';
 import type { TarHeader } from '../tar/header.js';
 import { LayerGuard, isWithin } from '../tar/path.js';
 import { isUtf8Name } from '../tar/names.js';
@@ -20,7 +20,12 @@ import { TarReader, paddingOf, type TarEntry } from '../tar/reader.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/writer.js';
 import { FolderSpool } from './folder-spool.js';
 import { formatImportEntry, importEntryName, IMPORT_PREFIX, MAX_IMPORT_ENTRY, type ImportEntry } from './import-entry.js';
-import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage } from './packaging.js';
+import { EMPTY_CONFIG, uniqueBlocks, writeBlockFormImage, writeBlockFormIndex, type BlockFormParts } from './packaging.js';
+import { layerRecipe } from '../fidelity/layer-recipe.js';
+import { describeRecipe, formatRecipe } from '../fidelity/recipe.js';
+import { putSources, sourceManifest, wholeIndex } from '../fidelity/source.js';
+import { imagesOf } from '../oci/platforms.js';
+import { formatPlatform, platformOf } from '../oci/resolve.js';
 import { RuleMatcher, type BlockRules } from './rules.js';
 import { CHUNK, coalesce } from '../chunk.js';
 
@@ -30,6 +35,13 @@ export interface BlockifyOptions {
   compression?: Compression;
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
   signal?: AbortSignal;
+  /**
+   * Keep the source manifest (and index) bytes and find, for each compressed layer put in block
+   * form, the compressor that re-creates its blob (docs/spec.md section 17). Default true.
+   */
+  original?: boolean;
+  /** Of a multi-platform index, the platforms to blockify; default all. */
+  platforms?: Platform[];
 }
 
 /** What blockify did to one layer. */
@@ -47,12 +59,21 @@ export interface LayerStats {
   blocks: number;
   newBlocks: number;
   blockBytes: number;
+  /** The compressor that re-creates the layer's compressed blob, when one was found (docs/spec.md 17.2). */
+  recipe?: string;
+  /** Why the compressed blob cannot be re-created, when it cannot: materialize then writes a new one. */
+  unreproducible?: string;
+  /** The image's platform, when several were blockified. */
+  platform?: string;
 }
 
 export interface BlockifyResult {
-  /** What the destination tag names: the transport manifest (docs/spec.md 5.1). */
+  /** What the destination tag names: the transport manifest (docs/spec.md 5.1), or the index of several (5.4). */
   top: Descriptor;
+  /** The block-form manifest (the first platform's, when several). */
   manifest: Descriptor;
+  /** Each platform's block-form manifest, when the source was a multi-platform index. */
+  platforms?: { platform: string; manifest: Descriptor }[];
   layers: LayerStats[];
   blocks: Descriptor[];
 }
@@ -503,57 +524,121 @@ async function blockifyLayerAt(
   }
 }
 
+/** What blockify shares across the images of one run: rules, scratch folder, copy threads, progress. */
+interface Run {
+  compression: Compression;
+  matcher: RuleMatcher;
+  tmp: string;
+  threads(): CopyThreads;
+  onBytes(layer: number, layers: number, n: number): void;
+}
+
+/** Blockifies one standard image's layers into `dst`; returns its block-form manifest's parts. */
+async function blockifyImage(src: ImageReader, dst: ImageWriter, options: BlockifyOptions, run: Run): Promise<{ parts: BlockFormParts; stats: LayerStats[] }> {
+  const { compression, matcher, tmp } = run;
+  const layers: Descriptor[] = [];
+  const stats: LayerStats[] = [];
+  const blocks: Descriptor[] = [];
+  const diffIds = src.config.rootfs.diff_ids;
+  for (const [i, desc] of src.manifest.layers.entries()) {
+    options.signal?.throwIfAborted();
+    const diffId = parseDigest(diffIds[i]);
+    const onBytes = (n: number) => run.onBytes(i, diffIds.length, n);
+    const spot = await layerSpot(src, desc, diffId, compression);
+    const { b, file, stored: direct, uncompressedSize } = spot
+      ? await blockifyLayerAt(spot, dst, desc, diffId, matcher, tmp, run.threads(), onBytes)
+      : await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
+    const size = String(uncompressedSize);
+    let out: Descriptor;
+    let original: Pick<LayerStats, 'recipe' | 'unreproducible'> = {};
+    if (b.stats.blocks > 0) {
+      const stored = direct ?? (await dst.putBlob(openFile(file!)));
+      out = { mediaType: blockLayerType(compression), digest: stored.digest, size: stored.size, annotations: { [Annotation.diffId]: diffId, [Annotation.layerSize]: size } };
+      blocks.push(...b.blocks);
+      if (options.original !== false) original = await recordRecipe(src, desc, diffId, uncompressedSize, out, options.signal);
+    } else {
+      await dst.copyBlob(src, desc);
+      out = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { ...desc.annotations, [Annotation.layerSize]: size } };
+    }
+    if (file) await fsp.rm(file, { force: true });
+    layers.push(out);
+    stats.push({ index: i, diffId, blockified: b.stats.blocks > 0, inputSize: desc.size, outputSize: out.size, uncompressedSize, ...b.stats, ...original });
+  }
+  await dst.copyBlob(src, src.manifest.config);
+  const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size };
+  return { parts: { config, configJson: src.config, layers, blocks: uniqueBlocks(blocks) }, stats };
+}
+
+/**
+ * Finds the compressor that re-creates the compressed blob `desc` from its tar (docs/spec.md
+ * 17.2) and records it on the block-form layer `out`; or says why none does.
+ */
+async function recordRecipe(src: ImageReader, desc: Descriptor, diffId: Digest, size: number, out: Descriptor, signal?: AbortSignal): Promise<Pick<LayerStats, 'recipe' | 'unreproducible'>> {
+  const search = await layerRecipe(src, desc, diffId, size, signal);
+  if (!search) return {};
+  if (!search.recipe) return { unreproducible: search.reason };
+  out.annotations![Annotation.layerRecompress] = formatRecipe(search.recipe);
+  return { recipe: describeRecipe(search.recipe) };
+}
+
+/**
+ * Keeps the standard manifests of `images` (and the index of `src`, when they are all it lists)
+ * byte for byte: written as blobs, named on each block-form manifest and carried by each
+ * transport manifest (docs/spec.md 17.1). Returns the index kept, for the block-form index.
+ */
+async function keepSources(src: ImageReader, images: ImageReader[], parts: BlockFormParts[], dst: ImageWriter): Promise<Digest | undefined> {
+  const index = wholeIndex(src, images.map((i) => i.manifestDescriptor.digest));
+  for (const [k, img] of images.entries()) {
+    const manifest = sourceManifest(img);
+    parts[k].annotations = { [Annotation.sourceManifest]: manifest.descriptor.digest, ...(index && images.length === 1 && { [Annotation.sourceIndex]: index.descriptor.digest }) };
+    parts[k].sources = await putSources(dst, [manifest, index]);
+  }
+  return index?.descriptor.digest;
+}
+
 /**
  * Turns a standard image into block form (docs/spec.md): selected files and folders become blocks
  * in `dst`, layers keep `.import.` entries in their place, the config stays byte for byte. Layers
- * where nothing is selected are copied unchanged. The tag appears only when everything is written.
+ * where nothing is selected are copied unchanged. Every platform of a multi-platform index is
+ * blockified (those of `options.platforms` when given) into one block-form index. The source's
+ * manifests (and index) are kept byte for byte (section 17). The tag appears only when
+ * everything is written.
  */
 export async function blockify(src: ImageReader, dst: ImageWriter, options: BlockifyOptions): Promise<BlockifyResult> {
   if (src.manifest.blocks) {
     throw new BlockportError('EUNSUPPORTED', `${src.ref} is already in block form (materialize it first to blockify with other rules)`);
   }
-  const compression = options.compression ?? 'none';
-  const matcher = new RuleMatcher(options.rules);
   const tmp = await fsp.mkdtemp(join(tmpdir(), 'blockport-'));
-  const layers: Descriptor[] = [];
-  const stats: LayerStats[] = [];
-  const blocks: Descriptor[] = [];
   let bytes = 0;
   // three: one hashes the input layer, one writes the block-form layer, one writes the blocks
   let threads: CopyThreads | undefined;
+  const run: Run = {
+    compression: options.compression ?? 'none',
+    matcher: new RuleMatcher(options.rules),
+    tmp,
+    threads: () => (threads ??= CopyThreads.start(3)),
+    onBytes: (layer, layers, n) => {
+      bytes += n;
+      options.onProgress?.({ layer, layers, bytes });
+    },
+  };
   try {
-    const diffIds = src.config.rootfs.diff_ids;
-    for (const [i, desc] of src.manifest.layers.entries()) {
-      options.signal?.throwIfAborted();
-      const diffId = parseDigest(diffIds[i]);
-      const onBytes = (n: number) => {
-        bytes += n;
-        options.onProgress?.({ layer: i, layers: diffIds.length, bytes });
-      };
-      const spot = await layerSpot(src, desc, diffId, compression);
-      const { b, file, stored: direct, uncompressedSize } = spot
-        ? await blockifyLayerAt(spot, dst, desc, diffId, matcher, tmp, (threads ??= CopyThreads.start(3)), onBytes)
-        : await blockifyLayer(src, dst, desc, diffId, matcher, tmp, { compression, onBytes });
-      const size = String(uncompressedSize);
-      let out: Descriptor;
-      if (b.stats.blocks > 0) {
-        const stored = direct ?? (await dst.putBlob(openFile(file!)));
-        out = { mediaType: blockLayerType(compression), digest: stored.digest, size: stored.size, annotations: { [Annotation.diffId]: diffId, [Annotation.layerSize]: size } };
-        blocks.push(...b.blocks);
-      } else {
-        await dst.copyBlob(src, desc);
-        out = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { ...desc.annotations, [Annotation.layerSize]: size } };
-      }
-      if (file) await fsp.rm(file, { force: true });
-      layers.push(out);
-      stats.push({ index: i, diffId, blockified: b.stats.blocks > 0, inputSize: desc.size, outputSize: out.size, uncompressedSize, ...b.stats });
+    const images = await imagesOf(src, options.platforms);
+    const done: { parts: BlockFormParts; stats: LayerStats[] }[] = [];
+    for (const img of images) done.push(await blockifyImage(img, dst, options, run));
+    const parts = done.map((d) => d.parts);
+    const keptIndex = options.original === false ? undefined : await keepSources(src, images, parts, dst);
+    const platforms = images.map((i) => formatPlatform(platformOf(i.config)));
+    const stats = done.flatMap((d, k) => d.stats.map((l) => (images.length > 1 ? { ...l, platform: platforms[k] } : l)));
+    const all = uniqueBlocks(parts.flatMap((p) => p.blocks));
+    if (images.length === 1) {
+      const written = await writeBlockFormImage(dst, parts[0]);
+      await dst.commit(written.top);
+      return { ...written, layers: stats, blocks: all };
     }
-    await dst.copyBlob(src, src.manifest.config);
-    const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.manifest.config.digest, size: src.manifest.config.size };
-    const all = uniqueBlocks(blocks);
-    const written = await writeBlockFormImage(dst, { config, configJson: src.config, layers, blocks: all });
+    const written = await writeBlockFormIndex(dst, parts, keptIndex ? { [Annotation.sourceIndex]: keptIndex } : {});
     await dst.commit(written.top);
-    return { ...written, layers: stats, blocks: all };
+    return { top: written.top, manifest: written.manifests[0], platforms: written.manifests.map((m, k) => ({ platform: platforms[k], manifest: m })), layers: stats, blocks: all };
   } catch (err) {
     await dst.abort();
     throw err;

@@ -8,6 +8,10 @@ import type { Platform } from '../oci/types.js';
 import { cleanPath } from '../tar/path.js';
 import { TarReader } from '../tar/reader.js';
 import { importedPath, MAX_IMPORT_ENTRY, parseImportEntry } from './import-entry.js';
+import { describeRecipe, parseRecipe } from '../fidelity/recipe.js';
+import { sourceDigests } from '../fidelity/source.js';
+import { platformEntries } from '../oci/platforms.js';
+import { formatPlatform } from '../oci/resolve.js';
 
 export interface ImportSummary {
   path: string;
@@ -22,6 +26,10 @@ export interface ImageDescription {
   configDigest: Digest;
   platform?: Platform;
   blockForm: boolean;
+  /** Of a block-form image: the vendor's manifest (and index) digests it keeps, so materialize can give them back (docs/spec.md 17). */
+  source?: { manifest?: Digest; index?: Digest };
+  /** The platforms of the index the reference names, when it names one. */
+  platforms?: string[];
   /** Bytes of the layer blobs plus blocks: what a full transfer of this form costs. */
   storedSize: number;
   layers: Array<{
@@ -32,6 +40,8 @@ export interface ImageDescription {
     diffId: Digest;
     uncompressedSize?: number;
     imports?: ImportSummary[];
+    /** The compressor that re-creates the vendor's blob of this block-form layer (docs/spec.md 17.2). */
+    recompress?: string;
   }>;
   blocks: { count: number; size: number };
 }
@@ -65,6 +75,7 @@ export async function describeImage(src: ImageReader, opts: { imports?: boolean 
       diffId: src.config.rootfs.diff_ids[i],
       ...(u ? { uncompressedSize: Number(u) } : {}),
       ...(opts.imports !== false && isBlockLayer(l.mediaType) ? { imports: await importsOf(src, i, blockSizes) } : {}),
+      ...(l.annotations?.[Annotation.layerRecompress] ? { recompress: describeRecipe(parseRecipe(l.annotations[Annotation.layerRecompress], `${src.ref}: layers[${i}]`)) } : {}),
     });
   }
   const blockBytes = blocks.reduce((n, b) => n + b.size, 0);
@@ -74,6 +85,8 @@ export async function describeImage(src: ImageReader, opts: { imports?: boolean 
     configDigest: src.manifest.config.digest,
     platform: src.config.os ? { os: src.config.os, architecture: src.config.architecture ?? '' } : undefined,
     blockForm: src.manifest.blocks !== undefined,
+    ...(src.manifest.blocks && { source: sourceDigests(src) }),
+    ...(platformEntries(src).length > 1 && { platforms: platformEntries(src).map((m) => formatPlatform(m.platform)) }),
     storedSize: src.manifest.layers.reduce((n, l) => n + l.size, 0) + blockBytes,
     layers,
     blocks: { count: blocks.length, size: blockBytes },

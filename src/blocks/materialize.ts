@@ -9,6 +9,7 @@ import type { Descriptor } from '../oci/types.js';
 import { BlockAccess } from './block-access.js';
 import { keptPlan } from './splice-plan.js';
 import { explainMismatch, planSpot, standardLayer } from './standard-layer.js';
+import { originalImage } from '../fidelity/original.js';
 
 export interface MaterializeOptions extends WriteImageOptions {
   onProgress?: (p: { layer: number; layers: number; bytes: number }) => void;
@@ -95,6 +96,8 @@ export async function standardImage(src: ImageReader, opts: MaterializeOptions =
     configDescriptor: src.manifest.config,
     layers,
     source: src,
+    // read only when asked for: a few small reads, but reads all the same
+    ...(opts.original && { original: await originalImage(src) }),
     explain: (err, i) => explainMismatch(err, src, access, i ?? current),
     async record(written) {
       // a store that cannot be written (read-only, full) only means the next materialize hashes again

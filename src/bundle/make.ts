@@ -103,7 +103,8 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
     const carried = new Map<string, number>();
     let referrers = 0;
     for (const t of targets) {
-      const src = await openImage(t.ref, t.label);
+      // a bundle carries every platform: any one of an index serves as the reader's own
+      const src = await openImage(t.ref, t.label, { platform: 'any' });
       sources.push(src);
       const want = await describeWant(src, t.name);
       if (opts.referrers !== false) {
@@ -116,7 +117,7 @@ export async function makeBundle(opts: MakeBundleOptions): Promise<MakeBundleRes
       wants.push(want);
     }
     const refTally = { count: referrers, blobs: carried.size, bytes: [...carried.values()].reduce((n, x) => n + x, 0) };
-    for (const ref of opts.since ?? []) held.push(await openImage(ref));
+    for (const ref of opts.since ?? []) held.push(await openImage(ref, undefined, { platform: 'any' }));
     const have = await receiverHas(held, opts.have);
     const p = plan(wants, have);
     const blobs = await ownerSource(wants.map((w) => w.blobs), sources);

@@ -1,6 +1,7 @@
 import { blockify, type BlockifyResult } from '../blocks/blockify.js';
 import { PRESETS, parseSize, rulesFor, type Preset } from '../blocks/rules.js';
 import { BlockportError } from '../errors.js';
+import { parsePlatform } from '../oci/resolve.js';
 import { openImage, openWriter, parseRef, transportOf } from '../oci/transport.js';
 import { carryReferrers, pendingReferrers } from '../referrers/carry.js';
 import type { ReferrerTally } from '../referrers/copy.js';
@@ -15,6 +16,9 @@ export interface BlockifyFlags {
   compress?: string;
   /** false: leave the source's signatures, SBOMs and attestations behind. */
   referrers?: boolean;
+  platform?: string[];
+  /** false with --no-original. */
+  original?: boolean;
 }
 
 export function parsePresets(values: string[] = []): Preset[] {
@@ -36,7 +40,9 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
   // gzip would defeat; registries get gzip, as every registry user expects.
   const target = parseRef(dst);
   const compression = parseCompression(flags.compress, transportOf(target).layerCompression);
-  const reader = await openImage(src);
+  // every platform is blockified (or --platform's): open at one of them, the host's when listed
+  const platforms = flags.platform?.map(parsePlatform);
+  const reader = await openImage(src, undefined, { platform: platforms?.[0] ?? 'any' });
   try {
     // the source's signatures and SBOMs are checked before any work, written once the image is
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
@@ -47,6 +53,8 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
       const result = await blockify(reader, writer, {
         rules,
         compression,
+        platforms,
+        original: flags.original,
         onProgress: (p) => bar.update(p.bytes, Math.max(total, p.bytes), `layer ${p.layer + 1}/${p.layers}`),
       });
       const referrers = await carryReferrers(pending, writer);
@@ -60,9 +68,11 @@ export async function blockifyCommand(src: string, dst: string, flags: BlockifyF
 }
 
 export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ctx: CliContext): void {
-  const rows = [['LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
+  // several platforms: their layers are numbered per platform, so the platform leads each row
+  const multi = Boolean(r.platforms);
+  const rows = [[...(multi ? ['PLATFORM'] : []), 'LAYER', 'DIFF_ID', 'ENTRIES', 'BLOCKS', 'NEW', 'MOVED', 'LAYER IN', 'LAYER OUT']];
   for (const l of r.layers) {
-    rows.push([String(l.index + 1), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
+    rows.push([...(multi ? [l.platform ?? ''] : []), String(l.index + 1), shortDigest(l.diffId), String(l.entries), String(l.blocks), String(l.newBlocks), humanSize(l.blockBytes), humanSize(l.inputSize), l.blockified ? humanSize(l.outputSize) : 'unchanged']);
   }
   const tin = r.layers.reduce((n, l) => n + l.inputSize, 0);
   const tout = r.layers.reduce((n, l) => n + l.outputSize, 0);
@@ -71,5 +81,11 @@ export function printBlockify(r: Awaited<ReturnType<typeof blockifyCommand>>, ct
   ctx.say(`\n${r.source} -> ${r.destination}`);
   ctx.say(`layers ${humanSize(tin)} -> ${humanSize(tout)}; ${r.blocks.length} blocks (${humanSize(bsize)}), ${r.layers.reduce((n, l) => n + l.newBlocks, 0)} new`);
   ctx.say(`image ${r.top.digest}`);
+  for (const p of r.platforms ?? []) ctx.say(`${p.platform}: block-form manifest ${p.manifest.digest}`);
+  for (const l of r.layers) {
+    const name = `${l.platform ? `${l.platform} ` : ''}layer ${l.index + 1}`;
+    if (l.recipe) ctx.say(`${name}: its compressed blob is re-created by ${l.recipe}`);
+    if (l.unreproducible) ctx.say(`${name}: its compressed blob cannot be re-created (${l.unreproducible}); materialize writes a new one, so the manifest digest will differ from the source's`);
+  }
   if (r.referrers) ctx.say(`referrers: ${r.referrers.referrers} signature(s), SBOM(s) or attestation(s) of the source copied beside it (${r.referrers.blobs} blobs)`);
 }

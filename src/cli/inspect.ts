@@ -18,11 +18,18 @@ export function printInspect(d: ImageDescription, ctx: CliContext): void {
   ctx.say(`manifest  ${d.manifestDigest}`);
   ctx.say(`config    ${d.configDigest}`);
   if (d.platform) ctx.say(`platform  ${d.platform.os}/${d.platform.architecture}`);
+  if (d.platforms) ctx.say(`platforms ${d.platforms.join(', ')} (shown: the host's)`);
   ctx.say(`form      ${d.blockForm ? `block form: ${d.blocks.count} blocks, ${humanSize(d.blocks.size)}` : 'standard'}`);
+  if (d.source) {
+    const kept = d.source.manifest ? `the vendor's manifest ${d.source.manifest}${d.source.index ? ` and index ${d.source.index}` : ''}, kept` : "none kept: materialize writes a new manifest";
+    ctx.say(`source    ${kept}`);
+  }
   ctx.say(`stored    ${humanSize(d.storedSize)}\n`);
-  const rows = [['LAYER', 'DIGEST', 'SIZE', 'UNCOMPRESSED', 'IMPORTS', 'MEDIA TYPE']];
+  const rows = [['LAYER', 'DIGEST', 'SIZE', 'UNCOMPRESSED', 'IMPORTS', ...(d.source ? ['RECOMPRESS'] : []), 'MEDIA TYPE']];
   for (const l of d.layers) {
-    rows.push([String(l.index + 1), shortDigest(l.digest), humanSize(l.size), l.uncompressedSize === undefined ? '-' : humanSize(l.uncompressedSize), l.imports ? String(l.imports.length) : '-', l.mediaType]);
+    // the compressor that re-creates the vendor's blob; '-' for layers that need none or have none
+    const how = l.recompress ?? '-';
+    rows.push([String(l.index + 1), shortDigest(l.digest), humanSize(l.size), l.uncompressedSize === undefined ? '-' : humanSize(l.uncompressedSize), l.imports ? String(l.imports.length) : '-', ...(d.source ? [how] : []), l.mediaType]);
   }
   ctx.say(table(rows));
   for (const l of d.layers) {

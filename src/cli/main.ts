@@ -49,6 +49,8 @@ export function buildProgram(): Command {
     .option('--exclude <glob>', 'files matching this glob never become blocks; repeatable', collect)
     .option('--compress <kind>', 'compression of rewritten layers: none (default; bundles compress and delta them), gzip (default for docker://), zstd')
     .option('--no-referrers', "leave the source's signatures, SBOMs and attestations behind (default: copied beside the image)")
+    .option('--platform <os/arch[/variant]>', 'of a multi-platform image, blockify only this platform (repeatable; default: every platform)', collect)
+    .option('--no-original', "keep neither the source manifest nor the compressors of rewritten layers (saves one compression pass per compressed layer; materialize then cannot give the source's digest)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 Examples:
@@ -63,19 +65,28 @@ Examples:
     .description('turn a block-form image back into the standard image it came from (same diff_ids, same config)')
     .argument('<src>', 'block-form (or standard) image')
     .argument('<dst>', 'docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG or NAME:TAG')
-    .option('--compress <kind>', 'layer compression for oci outputs: none (default), gzip, zstd')
+    .option('--compress <kind>', "layer compression for oci:, oci-archive: and docker:// outputs: original (their default: the source's own blobs and manifest), none (the store's default), gzip, zstd")
+    .option('--platform <os/arch[/variant]>', "of a multi-platform image, only this platform (repeatable; default: all for oci:, oci-archive:, docker://; the host's for docker-archive:)", collect)
+    .option('--require-original', "refuse unless every blob, the manifest and the index can be the source's own, byte for byte")
     .option('--verify', 'hash every layer against its diff_id, even those the store has verified before')
     .option('--force', 'replace an existing docker-archive: or oci-archive: file (refused by default)')
     .option('--no-referrers', 'write no signatures, SBOMs or attestations beside the image (default: those of the manifest digest written, to oci: and docker://)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
+With --compress original, each layer blockify put in block form is spliced, then compressed again
+by the compressor blockify found re-creates its blob, and checked against the source's digest
+before it is written under that name; the source's manifest (and index) bytes follow, so the
+digest signatures refer to is the vendor's. A layer no compressor re-creates is written
+uncompressed (or as --compress says) and named in the output: the manifest digest then changes.
+
 Layers from the store that apply (or an earlier materialize) checked against their diff_ids are
 copied without hashing them again; --verify hashes them anyway.
 
 Examples:
   blockport materialize oci:./out:1 docker-archive:app-1.tar:app:1 && docker load -i app-1.tar
   blockport materialize app:2 oci:./standard:2
-  blockport materialize app:2 docker-archive:app-2.tar --verify`)
+  blockport materialize app:2 docker-archive:app-2.tar --verify
+  blockport materialize app:2 docker://registry.local/app:2 --require-original`)
     .action(action(async (src: string, dst: string, flags) => (await materializeCli()).materializeCommand(src, dst, flags, makeContext(Boolean(flags.json))), async (r, ctx) => (await materializeCli()).printMaterialize(r, ctx)));
 
   program

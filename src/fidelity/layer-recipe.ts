@@ -5,7 +5,7 @@ import type { Descriptor } from '../oci/types.js';
 import { findRecipe, type RecipeSearch } from './find-recipe.js';
 
 /**
- * Searches the compressor of a compressed layer blob of `src` (docs/spec.md section 15.2), reading
+ * Searches the compressor of a compressed layer blob of `src` (docs/spec.md section 17.2), reading
  * the blob once per candidate. Undefined for an uncompressed blob: its digest is its diff_id, so
  * the spliced tar is the blob itself.
  */

@@ -2,7 +2,7 @@ import { BlockportError } from '../errors.js';
 
 /**
  * How to re-create a compressed layer blob, byte for byte, from its uncompressed tar
- * (docs/spec.md section 15.2). gzip: the recorded header bytes, then the deflate stream of
+ * (docs/spec.md section 17.2). gzip: the recorded header bytes, then the deflate stream of
  * `engine` at `level`, then the CRC-32 and length trailer. zstd: the `zstd` command's output.
  */
 export type Recipe = GzipRecipe | ZstdRecipe;

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { StoredBlob } from '../cas/blob-store.js';
 import type { CopyThreads, FileRange, Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
-import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from './types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './types.js';
 
 /**
  * An image opened for reading, wherever it lives: a layout, an archive, the store, a registry.
@@ -21,6 +21,8 @@ export interface ImageReader {
   readonly manifestDescriptor: Descriptor;
   readonly config: ImageConfig;
   readonly configBytes: Buffer;
+  /** The transport manifest a block-form manifest was read through (docs/spec.md 5.1); its layers include the kept source blobs. */
+  readonly transport?: { descriptor: Descriptor; manifest: ImageManifest; bytes: Buffer };
   /** A small blob (index, manifest, config) this image reaches, read whole and verified. */
   readBlob(desc: Descriptor): Promise<Buffer>;
   /** A verified stream of a blob this image reaches. */
@@ -34,6 +36,16 @@ export interface ImageReader {
   /** Block-form layers of this place already seen to splice into their diff_id (the store keeps them). */
   readonly records: LayerRecords;
   close(): Promise<void>;
+}
+
+/** How to open an image reference. */
+export interface OpenOptions {
+  /**
+   * Of an index, the image to open: the one for this platform, or `any` (the host's when the
+   * index lists it, else its first: for callers that then take every platform). Default: the
+   * host's, and ambiguity refused.
+   */
+  platform?: Platform | 'any';
 }
 
 /**

@@ -6,7 +6,7 @@ import { acquireLock } from '../cas/lock.js';
 import { writeFileAtomic } from '../cas/atomic.js';
 import { FsBlobStore, type StoredBlob } from '../cas/blob-store.js';
 import { BlockportError, fromSystemError } from '../errors.js';
-import type { FileSpot, ImageReader, ImageWriter, LayerRecords } from './image.js';
+import type { FileSpot, ImageReader, ImageWriter, LayerRecords, OpenOptions } from './image.js';
 import { parseJson, readSmall } from './json.js';
 import { Annotation, MediaType } from './media-types.js';
 import { checkDescriptor, resolveImage, ResolvedImageReader, type ResolvedImage } from './resolve.js';
@@ -137,9 +137,9 @@ export class OciLayout {
   }
 
   /** Opens the image tagged `tag` for reading; `records` when this layout keeps them (the store). */
-  async openImage(tag: string | undefined, ref: string, records?: LayerRecords): Promise<LayoutImageReader> {
+  async openImage(tag: string | undefined, ref: string, records?: LayerRecords, opts: OpenOptions = {}): Promise<LayoutImageReader> {
     const top = await this.find(tag);
-    const resolved = await resolveImage(top, (d) => this.readBlob(d), ref);
+    const resolved = await resolveImage(top, (d) => this.readBlob(d), ref, opts.platform);
     return new LayoutImageReader(ref, this, resolved, records);
   }
 }

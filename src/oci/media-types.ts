@@ -30,6 +30,11 @@ export const MediaType = {
    * registries and copiers, so none of them can pull it as a runnable image or rewrite it.
    */
   blockManifest: 'application/vnd.blockport.manifest.v1+json',
+  /**
+   * A layer of the transport manifest that is a standard image's own manifest or index, kept byte
+   * for byte (docs/spec.md 17.1); its own media type is in the `sourceMediaType` annotation.
+   */
+  sourceBlob: 'application/vnd.blockport.source.blob.v1',
 } as const;
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -89,4 +94,12 @@ export const Annotation = {
   /** On a block descriptor: the path it was first seen at (informative, for deltas and humans). */
   blockPath: 'io.blockport.block.path',
   formatVersion: 'io.blockport.format',
+  /** On a block-form manifest: the digest of the standard manifest it was made from (docs/spec.md 17.1). */
+  sourceManifest: 'io.blockport.source.manifest',
+  /** On a multi-platform block-form index: the digest of the standard index, when every platform was kept. */
+  sourceIndex: 'io.blockport.source.index',
+  /** On a source blob of a transport manifest: the blob's own media type. */
+  sourceMediaType: 'io.blockport.source.media-type',
+  /** On a block-form layer: how to re-create the standard layer's compressed blob (docs/spec.md 17.2). */
+  layerRecompress: 'io.blockport.layer.recompress',
 } as const;

@@ -8,7 +8,7 @@ import { digestHex, sha256 } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { END_OF_ARCHIVE, encodeHeader, padding, type NewEntry } from '../tar/writer.js';
-import type { FileSpot, ImageReader, ImageWriter } from './image.js';
+import type { FileSpot, ImageReader, ImageWriter, OpenOptions } from './image.js';
 import { parseJson } from './json.js';
 import { LayoutImageWriter, OciLayout } from './layout.js';
 import { Annotation } from './media-types.js';
@@ -97,10 +97,10 @@ function findTagged(idx: ImageIndex, tag: string | undefined, file: string): Des
 }
 
 /** Opens the image tagged `tag` in an oci-archive (an OCI layout in a tar) without extracting it. */
-export async function openOciArchive(file: string, tag: string | undefined, ref: string): Promise<ImageReader> {
+export async function openOciArchive(file: string, tag: string | undefined, ref: string, opts: OpenOptions = {}): Promise<ImageReader> {
   const index = await indexTarFile(file);
   const top = findTagged(await readArchiveIndex(index), tag, file);
-  const resolved = await resolveImage(top, (d) => readBlobMember(index, layoutBlobPath(d), d), ref);
+  const resolved = await resolveImage(top, (d) => readBlobMember(index, layoutBlobPath(d), d), ref, opts.platform);
   return new ArchiveImageReader(ref, index, resolved, layoutBlobPath);
 }
 

@@ -4,9 +4,9 @@ import { Annotation } from './media-types.js';
 import type { Descriptor } from './types.js';
 
 /** On a block-form manifest made from a vendor image: the vendor manifest's digest. */
-export const SOURCE_MANIFEST = 'io.blockport.source.manifest';
+export const SOURCE_MANIFEST = Annotation.sourceManifest;
 /** On a multi-platform block-form index: the vendor index's digest. */
-export const SOURCE_INDEX = 'io.blockport.source.index';
+export const SOURCE_INDEX = Annotation.sourceIndex;
 
 /**
  * On an index.json entry of a layout (or the store): the digest of the image the entry refers to,

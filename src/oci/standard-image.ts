@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { CopyThreads, type Piece } from '../cas/copy-plan.js';
 import type { Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
@@ -51,11 +51,37 @@ export interface StandardImage {
   readonly layers: readonly LazyLayer[];
   /** Where blobs that travel as they are (layers never in block form, the config) are copied from. */
   readonly source: ImageReader;
+  /** The source's own manifest, index and layer blobs, when they can be written back (docs/spec.md 17). */
+  readonly original?: OriginalImage;
   /**
    * Turns a failure while writing layer `index` (default: the last layer whose bytes were asked
    * for) into the error that names its cause (a corrupt block or layer blob), or rethrows it.
    */
   explain(err: unknown, index?: number): Promise<never>;
+}
+
+/**
+ * A standard image as its vendor wrote it: the manifest and index bytes, and per layer how its
+ * exact blob is had. Built by the fidelity module; written by writeImageTo.
+ */
+export interface OriginalImage {
+  manifest: { descriptor: Descriptor; bytes: Buffer };
+  index?: { descriptor: Descriptor; bytes: Buffer };
+  layers: OriginalLayerBlob[];
+}
+
+export interface OriginalLayerBlob {
+  /** The source's descriptor of the layer: the blob to write. */
+  target: Descriptor;
+  /** `copy`: the layer's `blob` is it; `tar`: the uncompressed bytes are it; `recreate`: see below; `none`: it cannot be had. */
+  how: 'copy' | 'tar' | 'recreate' | 'none';
+  /**
+   * The target's bytes from the layer's (verified) tar. They are checked against the target as
+   * they stream: a difference fails with EDIGEST whose subject is the target's digest.
+   */
+  recreate?(tar: Readable, size: number): Readable;
+  /** Why it cannot be had (`none`). */
+  reason?: string;
 }
 
 export interface WriteImageOptions {
@@ -66,6 +92,12 @@ export interface WriteImageOptions {
   compression?: Compression;
   /** Names the image gets inside a docker-archive. */
   repoTags?: string[];
+  /**
+   * Write the source's own blobs, manifest and index where `img.original` allows. `prefer`: a
+   * layer that cannot be had is written as `compression` says, under a new manifest; `require`:
+   * such an image is refused before anything is written.
+   */
+  original?: 'prefer' | 'require';
   signal?: AbortSignal;
 }
 
@@ -76,6 +108,10 @@ export interface WrittenLayer {
   spliced: boolean;
   /** False when its bytes were not hashed again (verified before, or copied as a stored blob). */
   hashed: boolean;
+  /** True when the blob written is the source's own (with `original`). */
+  original?: boolean;
+  /** Why the source's blob was not written, when `original` was asked for. */
+  fallback?: string;
 }
 
 export interface WrittenImage {
@@ -83,6 +119,8 @@ export interface WrittenImage {
   manifest?: Descriptor;
   configDigest: Digest;
   layers: WrittenLayer[];
+  /** With `original`: whether the manifest (and index) written are the source's own bytes. */
+  original?: { manifest: boolean; index: boolean };
 }
 
 /** Fails (EDIGEST) unless bytes that were written had the digest and size their diff_id promises. */
@@ -173,27 +211,91 @@ export async function writeImageTo(dst: ImageWriter, img: StandardImage, opts: W
   try {
     const out: Descriptor[] = [];
     const layers: WrittenLayer[] = [];
+    const original = opts.original ? img.original : undefined;
+    if (opts.original === 'require') refuseUnoriginal(img);
+    const getThreads = () => (threads ??= CopyThreads.start(1));
     for (const [i, layer] of img.layers.entries()) {
       opts.signal?.throwIfAborted();
+      const o = original?.layers[i];
+      const fallback = o && o.how !== 'none' ? await putOriginal(dst, img, layer, i, o, opts, getThreads) : o?.reason;
+      if (o && fallback === undefined) {
+        out.push(o.target);
+        layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? (await layer.measure()), spliced: layer.spliced, hashed: o.how !== 'copy', original: true });
+        continue;
+      }
       let put: { desc: Descriptor; hashed: boolean } | undefined;
       try {
-        put = await putLayer(dst, img, layer, i, opts.compression, () => (threads ??= CopyThreads.start(1)));
+        put = await putLayer(dst, img, layer, i, opts.compression, getThreads);
       } catch (err) {
         await img.explain(err, i);
       }
       out.push(put!.desc);
-      layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(put!.desc.annotations?.[Annotation.layerSize] ?? put!.desc.size), spliced: layer.spliced, hashed: put!.hashed });
+      layers.push({ index: i, diffId: layer.diffId, size: layer.size ?? Number(put!.desc.annotations?.[Annotation.layerSize] ?? put!.desc.size), spliced: layer.spliced, hashed: put!.hashed, ...(fallback && { fallback }) });
     }
     await dst.copyBlob(img.source, img.configDescriptor);
-    const manifest = standardManifest(img, out);
+    if (original && layers.every((l) => l.original)) return await commitOriginal(dst, img, original, layers);
+    // an OCI manifest names OCI layer types: a Docker one kept from the source is renamed
+    const manifest = standardManifest(img, out.map((d) => (d.mediaType.startsWith('application/vnd.docker') ? { ...d, mediaType: ociLayerType(compressionOf(d.mediaType)) } : d)));
     const platform = platformOf(img.config);
     const desc = await putJson(dst, MediaType.ociManifest, manifest, platform ? { platform } : {});
     await dst.commit(desc);
-    return { manifest: desc, configDigest: img.configDescriptor.digest, layers };
+    return { manifest: desc, configDigest: img.configDescriptor.digest, layers, ...(opts.original && { original: { manifest: false, index: false } }) };
   } catch (err) {
     await dst.abort();
     throw err;
   } finally {
     await threads?.close();
   }
+}
+
+/** With `original: 'require'`: refuses, before anything is written, an image whose source blobs cannot all be had. */
+export function refuseUnoriginal(img: Pick<StandardImage, 'ref' | 'original'>): void {
+  if (!img.original) throw new BlockportError('EUNSUPPORTED', `${img.ref} kept no source manifest (blockified with --no-original, or by an older blockport): its original manifest cannot be written`);
+  const bad = img.original.layers.findIndex((l) => l.how === 'none');
+  if (bad >= 0) {
+    const l = img.original.layers[bad];
+    throw new BlockportError('EUNSUPPORTED', `${img.ref}: layer ${bad + 1} (${l.target.digest}) cannot be re-created: ${l.reason}`, { subject: l.target.digest });
+  }
+}
+
+/**
+ * Writes layer i as the source's blob: copied, as its tar (an uncompressed source layer), or
+ * re-created from the tar, which is first checked against the diff_id; the blob is checked
+ * against the target's digest before it takes that name. Returns undefined when written, or
+ * (with `prefer`) why a re-created blob differed: the caller then falls back.
+ */
+async function putOriginal(dst: ImageWriter, img: StandardImage, layer: LazyLayer, i: number, o: OriginalLayerBlob, opts: WriteImageOptions, threads: () => CopyThreads): Promise<string | undefined> {
+  try {
+    if (o.how === 'copy') return void (await dst.copyBlob(img.source, layer.blob!));
+    if (await dst.hasBlob(o.target)) return undefined;
+    if (o.how === 'tar') return void (await putLayer(dst, img, layer, i, 'none', threads));
+    const size = layer.size ?? (await layer.measure());
+    const body = Readable.from(layer.open(), { objectMode: false, highWaterMark: CHUNK });
+    const tar = pipeline(body, new VerifyingStream(layer.diffId, size, `layer ${i + 1} (${layer.diffId})`), () => {});
+    await dst.putBlob(o.recreate!(tar, size), { digest: o.target.digest, size: o.target.size });
+    return undefined;
+  } catch (err) {
+    // the recipe wrote other bytes, or its tool (gzip, zstd) is absent here: the layer's fault, not the blocks'
+    const why = recipeFailure(err, o.target.digest);
+    if (why && opts.original !== 'require') return why.message;
+    if (why) throw why;
+    return img.explain(err, i);
+  }
+}
+
+/** The recipe's own failure in `err` or its causes: a digest mismatch of the re-created blob, or an absent tool. */
+function recipeFailure(err: unknown, target: Digest): BlockportError | undefined {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof BlockportError && ((e.code === 'EDIGEST' && e.subject === target) || e.code === 'ETOOL')) return e;
+  }
+  return undefined;
+}
+
+/** Writes the source's manifest (and index) bytes and tags the top, once every layer is the source's own. */
+async function commitOriginal(dst: ImageWriter, img: StandardImage, original: OriginalImage, layers: WrittenLayer[]): Promise<WrittenImage> {
+  const { manifest, index } = original;
+  for (const s of [manifest, index]) if (s) await dst.putBlob(Readable.from([s.bytes]), { digest: s.descriptor.digest, size: s.bytes.length });
+  const platform = platformOf(img.config);
+  await dst.commit(index ? index.descriptor : { ...manifest.descriptor, ...(platform && { platform }) });
+  return { manifest: manifest.descriptor, configDigest: img.configDescriptor.digest, layers, original: { manifest: true, index: index !== undefined } };
 }

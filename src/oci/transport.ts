@@ -1,5 +1,5 @@
 import { BlockportError } from '../errors.js';
-import type { ImageReader, ImageWriter } from './image.js';
+import type { ImageReader, ImageWriter, OpenOptions } from './image.js';
 import type { Compression } from './media-types.js';
 import { writeImageTo, type StandardImage, type WriteImageOptions, type WrittenImage } from './standard-image.js';
 
@@ -24,7 +24,7 @@ export interface Transport<R extends ImageRef = ImageRef> {
   /** Parses what follows `NAME:` (all of `text` for the store). */
   parse(rest: string, text: string): R;
   format(ref: R): string;
-  open(ref: R, label: string): Promise<ImageReader>;
+  open(ref: R, label: string, opts?: OpenOptions): Promise<ImageReader>;
   /** A writer for any image, block form included; absent where only standard images fit. */
   openWriter?(ref: R, label: string): Promise<ImageWriter>;
   /** Writes a standard image where blob-by-blob writing does not fit (docker-archive). */
@@ -109,9 +109,9 @@ function parsed(ref: string | ImageRef): { r: ImageRef; label: string } {
 }
 
 /** Opens any reference for reading. `label` names it in messages (default: the reference). */
-export async function openImage(ref: string | ImageRef, label?: string): Promise<ImageReader> {
+export async function openImage(ref: string | ImageRef, label?: string, opts?: OpenOptions): Promise<ImageReader> {
   const { r, label: text } = parsed(ref);
-  return transportOf(r).open(r, label ?? text);
+  return transportOf(r).open(r, label ?? text, opts);
 }
 
 /** Opens a place for writing any image, block form included. */

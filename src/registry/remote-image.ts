@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/types.js';
+import type { OpenOptions } from '../oci/image.js';
 import { formatRef, parseRef } from '../oci/transport.js';
 import { resolveImage, ResolvedImageReader, type ResolvedImage } from '../oci/resolve.js';
 import { BlockportError } from '../errors.js';
@@ -16,6 +17,8 @@ export interface RemoteOptions extends ClientOptions {
   client?: RegistryClient;
   /** Names the image in messages (default: the reference). */
   label?: string;
+  /** Of an index, the image to open (see OpenOptions). */
+  platform?: OpenOptions['platform'];
 }
 
 /** Accepts "docker://..." or a parsed docker reference. */
@@ -70,7 +73,7 @@ export async function openRemoteImage(ref: string | DockerRef, options: RemoteOp
     if (isManifestType(d.mediaType)) return (await repo.getManifest(d.digest)).bytes;
     return repo.readBlob(d);
   };
-  const resolved = await resolveImage(top.descriptor, read, name);
+  const resolved = await resolveImage(top.descriptor, read, name, options.platform);
   return new RemoteImageReader(name, repo, resolved);
 }
 

@@ -63,7 +63,8 @@ type Progress = (p: { bytes: number; total: number }) => void;
 export async function push(src: string, dst: string, flags: TransferFlags, onProgress?: Progress): Promise<TransferResult> {
   requireTransport(dst, 'docker', 'the destination');
   configure(flags);
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     requireBlockForm(reader, 'push');
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
@@ -82,7 +83,8 @@ export async function pull(src: string, dst: string, flags: TransferFlags, onPro
   requireTransport(dst, 'store', 'the destination');
   configure(flags);
   const target = parseRef(dst) as unknown as { transport: 'store'; name: string };
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const r = await pullImage(reader, storeHome(), target.name, { concurrency: jobs(flags.jobs), onProgress });
@@ -100,7 +102,8 @@ export async function copy(src: string, dst: string, flags: TransferFlags, onPro
   if (target.transport === 'docker-archive') {
     throw new BlockportError('EUNSUPPORTED', `${dst}: copy keeps the image as it is, and a docker-archive holds standard images only; use 'blockport materialize'`);
   }
-  const reader = await openImage(src);
+  // the whole graph moves: any platform of an index serves as the reader's own
+  const reader = await openImage(src, undefined, { platform: 'any' });
   try {
     const pending = flags.referrers === false ? undefined : await pendingReferrers(reader);
     const writer = target.transport === 'docker' ? await openRemoteWriter(formatRef(target), { mountFrom: flags.mountFrom, concurrency: jobs(flags.jobs) }) : await openWriter(target, dst);

@@ -59,6 +59,6 @@ export const dockerTransport: Transport<DockerRef> = {
   layerCompression: 'gzip',
   parse: (rest, text) => parseDockerRef(text, rest),
   format: (r) => `docker://${r.host}/${r.repo}${r.digest ? `@${r.digest}` : `:${r.tag}`}`,
-  open: async (r, label) => (await remote()).openRemoteImage(r, { label }),
+  open: async (r, label, opts) => (await remote()).openRemoteImage(r, { label, platform: opts?.platform }),
   openWriter: async (r, label) => (await remote()).openRemoteWriter(r, { label }),
 };

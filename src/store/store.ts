@@ -6,6 +6,7 @@ import { acquireLock, type Lock } from '../cas/lock.js';
 import { digestHex, type Digest } from '../digest/digest.js';
 import { BlockportError, fromSystemError } from '../errors.js';
 import { LayoutImageWriter, OciLayout, type LayoutImageReader } from '../oci/layout.js';
+import type { OpenOptions } from '../oci/image.js';
 import { Annotation } from '../oci/media-types.js';
 import { checkNameTag } from '../oci/reference.js';
 import { entrySubject, isReferrerEntry, standsFor } from '../oci/referrer-entries.js';
@@ -63,8 +64,8 @@ export class Store {
   }
 
   /** Opens the image tagged `name`; its reader trusts the store's verified-layer records. */
-  async openImage(name: string, label = name): Promise<LayoutImageReader> {
-    return this.layout.openImage(name, label, this.verified).catch((err) => {
+  async openImage(name: string, label = name, opts?: OpenOptions): Promise<LayoutImageReader> {
+    return this.layout.openImage(name, label, this.verified, opts).catch((err) => {
       if (err instanceof BlockportError && err.code === 'ENOTFOUND') {
         throw new BlockportError('ENOTFOUND', `no image ${name} in the store (${this.home}); see 'blockport images'`, { subject: name });
       }

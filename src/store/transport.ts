@@ -15,7 +15,7 @@ export const storeTransport: Transport<StoreRef> = {
   layerCompression: 'none',
   parse: (rest, text) => ({ transport: 'store', name: checkNameTag(text, 'store reference') }),
   format: (r) => r.name,
-  open: (r, label) => Store.open().openImage(r.name, label),
+  open: (r, label, opts) => Store.open().openImage(r.name, label, opts),
   openWriter: (r, label) => Store.open().openWriter(r.name, label),
   nameOf: (r) => r.name,
 };

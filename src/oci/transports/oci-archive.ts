@@ -19,7 +19,7 @@ export const ociArchiveTransport: Transport<OciArchiveRef> = {
     return { transport: 'oci-archive', file, tag };
   },
   format: (r) => `oci-archive:${r.file}${r.tag ? `:${r.tag}` : ''}`,
-  open: (r, label) => openOciArchive(r.file, r.tag, label),
+  open: (r, label, opts) => openOciArchive(r.file, r.tag, label, opts),
   openWriter: async (r, label) => new OciArchiveWriter(r.file, r.tag, label),
   guessName: (r) => nameFromPlace(r.file, r.tag),
 };

@@ -35,7 +35,7 @@ export const ociTransport: Transport<OciRef> = {
     return { transport: 'oci', dir, tag };
   },
   format: (r) => `oci:${r.dir}${r.tag ? `:${r.tag}` : ''}`,
-  open: (r, label) => new OciLayout(r.dir).openImage(r.tag, label),
+  open: (r, label, opts) => new OciLayout(r.dir).openImage(r.tag, label, undefined, opts),
   async openWriter(r, label) {
     const layout = new OciLayout(r.dir);
     await layout.init();
