@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawnText } from './measure-exec.js';
-import { storeName } from './measure-blockport.js';
+import { cliNodeFlags, storeName } from './measure-blockport.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/benchmarks.json', import.meta.url));
@@ -23,10 +23,10 @@ interface Cost {
   rssMB: number;
 }
 
-/** Runs `blockport ARGS` on the store `home` under GNU time: wall and CPU (user + sys, children too) seconds, peak RSS. */
+/** Runs `blockport ARGS` (with the node flags of its `#!` line, as installed) on the store `home` under GNU time: wall and CPU (user + sys, children too) seconds, peak RSS. */
 async function bp(home: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cost> {
   const out = `${home}.time`;
-  await spawnText('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', process.execPath, CLI, ...args], { ...env, BLOCKPORT_HOME: home });
+  await spawnText('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', process.execPath, ...cliNodeFlags(CLI), CLI, ...args], { ...env, BLOCKPORT_HOME: home });
   const [e, u, s, m] = (await fsp.readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
   await fsp.rm(out);
   return { seconds: e, cpu: u + s, rssMB: (m * 1024) / 1e6 };
