@@ -94,6 +94,7 @@ test('planDeltas takes only sent blobs and held bases, each blob once', () => {
 test('patch level and window follow the sizes', () => {
   assert.equal(patchLevel(2_000_000), 19);
   assert.equal(patchLevel(24_000_000), 19);
+  assert.equal(patchLevel(30 << 20), 9);
   assert.equal(patchLevel(100 << 20), 6);
   assert.deepEqual(patchTables(2_000_000), ['--zstd=hlog=20,clog=21']);
   assert.deepEqual(patchTables(24_000_000), ['--zstd=hlog=20,clog=22']);

@@ -25,14 +25,15 @@ export function patchEncoding(baseSize: number, size: number, limit = ZSTD_PATCH
 }
 
 /**
- * zstd level for a patch of `size` bytes: 19 up to 32 MiB, 6 above. Measured with zstd 1.5.4 on
- * the JRE files of an openjdk 17.0.19 -> 17.0.21 upgrade (2 cores, loaded): -19 halves the
- * patches of native code and CDS archives against -9 (libjvm.so, 24 MB: 4.64 -> 2.37 MB, 30 s of
- * CPU instead of 3; classes.jsa, 14 MB: 2.35 -> 1.39 MB), where on jars' compressed bytes it
- * gained ~1%.
+ * zstd level for a patch of `size` bytes: 19 up to 24 MiB, 9 up to 32 MiB, 6 above. Measured with
+ * zstd 1.5.4 on the JRE files of an openjdk 17.0.19 -> 17.0.21 upgrade (2 cores, loaded): -19
+ * halves the patches of native code and CDS archives against -9 (libjvm.so, 24 MB: 4.64 -> 2.37
+ * MB, 30 s of CPU instead of 3; classes.jsa, 14 MB: 2.35 -> 1.39 MB), where on jars' compressed
+ * bytes it gained ~1%. A 33 MB pair at -19 took 151 MB RSS (over the budget), hence -9 above 24 MiB.
  */
 export function patchLevel(size: number): number {
-  return size <= 32 << 20 ? 19 : 6;
+  if (size <= 24 << 20) return 19;
+  return size <= 32 << 20 ? 9 : 6;
 }
 
 /**
