@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawnText } from './measure-exec.js';
-import { storeName } from './measure-blockport.js';
+import { cliNodeFlags, storeName } from './measure-blockport.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/benchmarks.json', import.meta.url));
@@ -23,10 +23,10 @@ interface Cost {
   rssMB: number;
 }
 
-/** Runs `blockport ARGS` on the store `home` under GNU time: wall and CPU (user + sys, children too) seconds, peak RSS. */
+/** Runs `blockport ARGS` (with the node flags of its `#!` line, as installed) on the store `home` under GNU time: wall and CPU (user + sys, children too) seconds, peak RSS. */
 async function bp(home: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cost> {
   const out = `${home}.time`;
-  await spawnText('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', process.execPath, CLI, ...args], { ...env, BLOCKPORT_HOME: home });
+  await spawnText('/usr/bin/time', ['-o', out, '-f', '%e %U %S %M', process.execPath, ...cliNodeFlags(CLI), CLI, ...args], { ...env, BLOCKPORT_HOME: home });
   const [e, u, s, m] = (await fsp.readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
   await fsp.rm(out);
   return { seconds: e, cpu: u + s, rssMB: (m * 1024) / 1e6 };
@@ -97,10 +97,17 @@ async function main(): Promise<void> {
   }
   await fsp.writeFile(join(dir, 'result.json'), JSON.stringify({ load: (await fsp.readFile('/proc/loadavg', 'utf8')).trim(), rows }, null, 2));
   const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
-  console.log('| upgrade | bundle --delta with | bytes | / lower bound | bundle s (CPU s) | apply s (CPU s) | apply RSS MB | materialize s |');
+  console.log('| upgrade | bundle --delta with | bytes | / lower bound | bundle s (CPU s) | apply s (CPU s) | apply RSS MB | materialize s (CPU s) |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows as { upgrade: string; mode: string; bytes: number; ofBound?: number; sender: Cost; apply: Cost; materialize: Cost }[]) {
-    console.log(`| ${r.upgrade} | ${r.mode} | ${mb(r.bytes)} | ${r.ofBound?.toFixed(2) ?? '-'}x | ${r.sender.seconds.toFixed(1)} (${r.sender.cpu.toFixed(1)}) | ${r.apply.seconds.toFixed(1)} (${r.apply.cpu.toFixed(1)}) | ${r.apply.rssMB.toFixed(0)} | ${r.materialize.seconds.toFixed(1)} |`);
+  type Row = { upgrade: string; mode: string; bytes: number; ofBound?: number; sender: Cost; apply: Cost; materialize: Cost };
+  for (const r of rows as Row[]) {
+    console.log(`| ${r.upgrade} | ${r.mode} | ${mb(r.bytes)} | ${r.ofBound?.toFixed(2) ?? '-'}x | ${r.sender.seconds.toFixed(1)} (${r.sender.cpu.toFixed(1)}) | ${r.apply.seconds.toFixed(1)} (${r.apply.cpu.toFixed(1)}) | ${r.apply.rssMB.toFixed(0)} | ${r.materialize.seconds.toFixed(1)} (${r.materialize.cpu.toFixed(1)}) |`);
+  }
+  // the receiver's cost (apply + materialize) with zip deltas against that with byte deltas
+  for (let i = 0; i + 1 < rows.length; i += 2) {
+    const [b, z] = [rows[i] as Row, rows[i + 1] as Row];
+    const sum = (r: Row, k: 'seconds' | 'cpu') => r.apply[k] + r.materialize[k];
+    console.log(`${z.upgrade}: receiver (apply + materialize) with zip deltas ${(sum(z, 'seconds') / sum(b, 'seconds')).toFixed(2)}x the wall seconds, ${(sum(z, 'cpu') / sum(b, 'cpu')).toFixed(2)}x the CPU seconds of byte deltas`);
   }
 }
 

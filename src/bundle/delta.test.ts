@@ -14,7 +14,7 @@ import { pickBlockBases, pickLayerBases, planDeltas, versionStem, type DeltaCand
 import { zstdPatchLimit } from './delta-encode.js';
 import { BUNDLE_MEDIA_TYPE, blobMember, parseBundleManifest } from './format.js';
 import { patchedSizes } from './make-delta.js';
-import { patchEncoding, patchLevel, patchWindowLog, ZSTD_PATCH_LIMIT } from './patch.js';
+import { patchEncoding, patchLevel, patchTables, patchWindowLog, ZSTD_PATCH_LIMIT } from './patch.js';
 import { openBundle } from './read.js';
 import { writeBundle } from './write.js';
 
@@ -93,7 +93,11 @@ test('planDeltas takes only sent blobs and held bases, each blob once', () => {
 
 test('patch level and window follow the sizes', () => {
   assert.equal(patchLevel(2_000_000), 19);
+  assert.equal(patchLevel(24_000_000), 19);
+  assert.equal(patchLevel(30 << 20), 9);
   assert.equal(patchLevel(100 << 20), 6);
+  assert.deepEqual(patchTables(2_000_000), ['--zstd=hlog=20,clog=21']);
+  assert.deepEqual(patchTables(24_000_000), ['--zstd=hlog=20,clog=22']);
   assert.equal(patchWindowLog(1 << 20, 1 << 20), 22);
   assert.equal(patchWindowLog(10, 10), 10);
   assert.equal(patchWindowLog(2 ** 31, 2 ** 31), 31);

@@ -25,13 +25,25 @@ export function patchEncoding(baseSize: number, size: number, limit = ZSTD_PATCH
 }
 
 /**
- * zstd level for a patch of `size` bytes. Measured with zstd 1.5.4 on 2 cores: -19 gains ~1% over
- * -3 and costs 0.6 s for 2 MB but 32 s for 32 MB; -9 took 3 s for 32 MB, -6 3 s for 120 MB.
+ * zstd level for a patch of `size` bytes: 19 up to 24 MiB, 9 up to 32 MiB, 6 above. Measured with
+ * zstd 1.5.4 on the JRE files of an openjdk 17.0.19 -> 17.0.21 upgrade (2 cores, loaded): -19
+ * halves the patches of native code and CDS archives against -9 (libjvm.so, 24 MB: 4.64 -> 2.37
+ * MB, 30 s of CPU instead of 3; classes.jsa, 14 MB: 2.35 -> 1.39 MB), where on jars' compressed
+ * bytes it gained ~1%. A 33 MB pair at -19 took 151 MB RSS (over the budget), hence -9 above 24 MiB.
  */
 export function patchLevel(size: number): number {
-  if (size <= 4 << 20) return 19;
-  if (size <= 32 << 20) return 9;
-  return 6;
+  if (size <= 24 << 20) return 19;
+  return size <= 32 << 20 ? 9 : 6;
+}
+
+/**
+ * -19's match tables, capped: uncapped they grow with the window (181 MB RSS for 2 x 4 MiB).
+ * hlog=20,clog=21 keeps two 4 MiB JRE module files at 42 MB with patches within 0.1%; above
+ * 4 MiB the chain table gets one more bit (libjvm.so, 24 MB: 2.37 MB at 119 MB RSS; clog=21
+ * gave 3.86 MB, clog=23 2.11 MB at 161 MB, over the 150 MB budget).
+ */
+export function patchTables(size: number): string[] {
+  return [`--zstd=hlog=20,clog=${size <= 4 << 20 ? 21 : 22}`];
 }
 
 /** The window (log2 bytes) that reaches from the end of the new data back to the start of the base. */
@@ -62,10 +74,9 @@ function runTool(cmd: string, args: string[], what: string): Promise<void> {
  * (`zstd --patch-from`), and returns its size. Both files must stay unchanged meanwhile.
  */
 export async function encodePatch(base: { path: string; size: number }, target: { path: string; size: number }, out: string, what = `delta of ${target.path}`): Promise<number> {
-  const level = patchLevel(Math.max(base.size, target.size));
-  // -19's own match tables grow with the window (181 MB RSS for 2 x 4 MiB); these caps keep it
-  // at 42 MB with patches within 0.1% (measured with zstd 1.5.4 on two 4 MiB JRE module files)
-  const tables = level === 19 ? ['--zstd=hlog=20,clog=21'] : [];
+  const size = Math.max(base.size, target.size);
+  const level = patchLevel(size);
+  const tables = level === 19 ? patchTables(size) : [];
   const args = ['-q', `-${level}`, ...tables, `--long=${patchWindowLog(base.size, target.size)}`, `--patch-from=${base.path}`, '-o', out, '--', target.path];
   await runTool('zstd', args, what);
   return (await fsp.stat(out)).size;

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { buildZip, codeLike, type ZipInput } from '../../test/fixtures/zip.js';
+import { inflateRawSync } from 'node:zlib';
 import { findParams, inflateEntry } from './deflate.js';
+import { RawDeflater } from './deflater.js';
 import { FileRange } from './file-range.js';
 import { parseZip, type ZipEntry } from './parse.js';
 
@@ -66,4 +68,25 @@ test('an entry whose data is not exactly one deflate stream of its size does not
   assert.equal(lie, false);
   const less = withEntry({ name: 'x', data }, (z) => inflateEntry(z, { ...short, size: short.size - 1 }, () => {}));
   assert.equal(less, false);
+});
+
+test('a reused deflater (reset between streams, or after one dropped half way) gives the bytes of a new state', () => {
+  const deflate = (d: RawDeflater, input: Buffer) => {
+    const out: Buffer[] = [];
+    d.push(input, true, (b) => out.push(b));
+    return Buffer.concat(out);
+  };
+  for (const level of [1, 6, 9]) {
+    const params = { level, memLevel: 8, windowBits: 15, strategy: 0 };
+    const reused = new RawDeflater(params);
+    // sizes around the window (32 KiB) and output chunk (64 KiB), and an empty stream
+    for (const [i, size] of [100_000, 0, 300, 32_768, 70_000, 5].entries()) {
+      const input = codeLike(size, level * 10 + i);
+      if (i === 3) reused.push(codeLike(50_000, 99), false, () => {}); // dropped unfinished
+      if (i === 3) reused.reset();
+      const fresh = deflate(new RawDeflater(params), input);
+      assert.ok(fresh.equals(deflate(reused, input)), `level ${level}, stream ${i}`);
+      assert.ok(inflateRawSync(fresh).equals(input));
+    }
+  }
 });

@@ -6,6 +6,7 @@ const Z_FINISH = 4;
 const Z_STREAM_END = 1;
 const Z_DEFLATED = 8;
 const OUT_CHUNK = 64 << 10;
+const MIN_MATCH = 3;
 
 /**
  * A raw deflate state of pako's zlib port, reset between streams (zlib's deflateReset) rather
@@ -46,7 +47,7 @@ export class RawDeflater {
         s.next_out = 0;
         s.avail_out = OUT_CHUNK;
         s.input = null;
-        zlib.deflateReset(s);
+        resetState(s);
         return;
       }
       if (status < 0 && status !== -5) throw new Error(`deflate failed (${status}): ${s.msg}`);
@@ -61,8 +62,29 @@ export class RawDeflater {
   /** Drops a stream left unfinished (a comparison that stopped early). */
   reset(): void {
     this.strm.avail_out = 0; // a fresh output buffer: pieces of the old one may still be held
-    zlib.deflateReset(this.strm);
+    resetState(this.strm);
   }
+}
+
+/**
+ * zlib's deflateReset for pako's state: deflateResetKeep, then lm_init with the hash heads
+ * cleared by fill (pako clears its 32,768 of them in a JS loop: 35 us per reset, most of the cost
+ * of a jar's small entries). lm_init's level settings are left as deflateInit2 set them: the
+ * level of a state never changes. The deflate tests compare the streams after a reset with those
+ * of a new state.
+ */
+function resetState(strm: ZStream): void {
+  if (zlib.deflateResetKeep(strm) !== 0) throw new Error('deflateResetKeep failed');
+  const s = strm.state!;
+  s.window_size = 2 * s.w_size;
+  s.head.fill(0);
+  s.strstart = 0;
+  s.block_start = 0;
+  s.lookahead = 0;
+  s.insert = 0;
+  s.match_length = s.prev_length = MIN_MATCH - 1;
+  s.match_available = 0;
+  s.ins_h = 0;
 }
 
 const cache = new Map<string, RawDeflater>();

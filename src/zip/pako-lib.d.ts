@@ -9,6 +9,20 @@ declare module 'pako/lib/zlib/zstream.js' {
     next_out: number;
     avail_out: number;
     msg: string;
+    /** The deflate state (fields lm_init sets, see deflater.ts). */
+    state: {
+      w_size: number;
+      window_size: number;
+      head: Uint16Array;
+      strstart: number;
+      block_start: number;
+      lookahead: number;
+      insert: number;
+      match_length: number;
+      prev_length: number;
+      match_available: number;
+      ins_h: number;
+    } | null;
   }
   export default ZStream;
 }
@@ -18,6 +32,7 @@ declare module 'pako/lib/zlib/deflate.js' {
   const deflate: {
     deflateInit2(strm: ZStream, level: number, method: number, windowBits: number, memLevel: number, strategy: number): number;
     deflateReset(strm: ZStream): number;
+    deflateResetKeep(strm: ZStream): number;
     deflate(strm: ZStream, flush: number): number;
     deflateEnd(strm: ZStream): number;
   };
