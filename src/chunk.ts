@@ -57,9 +57,18 @@ export async function peek(stream: Readable, n = 8): Promise<{ head: Buffer; str
     if (done) return;
     for (;;) {
       const r = await it.next();
-      if (r.done) return;
+      if (r.done) {
+        done = true;
+        return;
+      }
       yield r.value as Buffer;
     }
   }
-  return { head: head.subarray(0, n), stream: Readable.from(rest(), { objectMode: false, highWaterMark: CHUNK }) };
+  const out = Readable.from(rest(), { objectMode: false, highWaterMark: CHUNK });
+  // destroyed before the end (a reader stopped at a mismatch, or never read on): close the source
+  // too, or its file handle waits for the garbage collector, which Node 26 treats as an error
+  out.once('close', () => {
+    if (!done) it.return?.().catch(() => {});
+  });
+  return { head: head.subarray(0, n), stream: out };
 }

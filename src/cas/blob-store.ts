@@ -128,7 +128,8 @@ export class FsBlobStore implements BlobStore {
       throw new BlockportError(actual < size ? 'ECORRUPT' : 'EDIGEST', `blob ${digest} in ${this.root} is ${how}`, { subject: digest });
     }
     const stream = fh.createReadStream({ highWaterMark: CHUNK });
-    return stream.pipe(new VerifyingStream(digest, actual, `blob ${digest}`)).on('error', () => stream.destroy());
+    // a reader that stops early (or fails) closes the file too, not only the check
+    return stream.pipe(new VerifyingStream(digest, actual, `blob ${digest}`)).on('close', () => stream.destroy());
   }
 
   /**

@@ -78,5 +78,7 @@ export async function openUncompressed(stream: Readable, what: string): Promise<
   const d = decompressor(sniffCompression(head), what);
   if (!d) return s;
   s.on('error', (e) => d.destroy(e));
+  // a reader that stops early destroys the decompressor; the compressed source must close too
+  d.on('close', () => s.destroy());
   return s.pipe(d);
 }
